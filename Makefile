@@ -1,0 +1,45 @@
+# Two entry points (see README): `make run` and `make test`. Everything else is their set-up.
+PORT ?= 8080
+HOST ?= 127.0.0.1
+# Python 3.12 (pyenv reads .python-version; a plain python3.12 on PATH works too).
+PYTHON ?= $(shell command -v python3.12 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# mpt-cli pins an older mpt-api-client than the tests use, so it lives in a venv of its own.
+CLI_VENV := .venv-mptcli
+
+.PHONY: run test install install-test serve bench-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+$(CLI_VENV)/bin/mpt-cli:
+	$(PYTHON) -m venv $(CLI_VENV)
+	$(CLI_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CLI_VENV)/bin/pip install --quiet 'mpt-cli>=6,<7'
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test $(CLI_VENV)/bin/mpt-cli
+
+run: install
+	$(BIN)/tokenhouse migrate
+	$(BIN)/tokenhouse bootstrap --if-empty
+	$(BIN)/tokenhouse serve --host $(HOST) --port $(PORT)
+
+# pytest exits 5 when a selection collects no test; that is not a failure of the code.
+test: install-test
+	MPT_CLI=$(abspath $(CLI_VENV)/bin/mpt-cli) $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
+
+clean:
+	rm -rf $(VENV) $(CLI_VENV) .pytest_cache test-output

@@ -1,0 +1,3 @@
+from tokenhouse.cli import app
+
+app()

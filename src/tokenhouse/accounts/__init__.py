@@ -1,0 +1,1 @@
+"""Accounts (Client, Vendor, Operations): the tenants that own API tokens."""

@@ -1,0 +1,136 @@
+"""HTTP routes of /public/v1/accounts/accounts: parse, call the service, shape.
+
+Create and update take a JSON body, or multipart form data with the JSON in a part named
+`account` and an optional image in `icon` (or `logo`, the name `mpt-api-client` uses).
+"""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import UploadFile
+
+from tokenhouse.accounts import service
+from tokenhouse.accounts.schemas import AccountCreate, AccountOut, AccountUpdate, render_account
+from tokenhouse.auth.dependencies import CurrentActor
+from tokenhouse.kit.db import Session
+from tokenhouse.kit.paging import envelope, parse_list_query
+from tokenhouse.kit.problems import BadRequest, PayloadTooLarge, ValidationFailed
+from tokenhouse.kit.wire import (
+    ListOf,
+    body_doc,
+    media_type,
+    parse_json,
+    read_empty,
+    read_json,
+    validate,
+)
+
+router = APIRouter(prefix="/public/v1/accounts/accounts", tags=["Accounts"])
+
+MAX_ICON_BYTES = 1024 * 1024
+# Raster formats only: an SVG served from this origin could carry script.
+ICON_SIGNATURES = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+}
+
+
+@router.get("", response_model=ListOf[AccountOut], summary="List accounts")
+async def list_accounts(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
+    page = parse_list_query(request.url.query)
+    accounts, total = await service.list_accounts(session=session, actor=actor, page=page)
+    return JSONResponse(envelope([render_account(a) for a in accounts], page, total))
+
+
+@router.post("", status_code=201, response_model=AccountOut, summary="Create an account",
+             openapi_extra=body_doc(AccountCreate, multipart_part="account"))
+async def create_account(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
+    service.require_manager(actor)
+    payload, icon = await _read_account_body(request)
+    data = validate(AccountCreate, payload)
+    account = await service.create_account(session=session, actor=actor, data=data, icon=icon)
+    return JSONResponse(render_account(account), status_code=201)
+
+
+@router.get("/{account_id}", response_model=AccountOut, summary="Get an account")
+async def get_account(account_id: str, session: Session, actor: CurrentActor) -> JSONResponse:
+    account = await service.get_account(session=session, actor=actor, account_id=account_id)
+    return JSONResponse(render_account(account))
+
+
+@router.put("/{account_id}", response_model=AccountOut, summary="Change an account",
+            openapi_extra=body_doc(AccountUpdate, multipart_part="account"))
+async def update_account(account_id: str, request: Request, session: Session,
+                         actor: CurrentActor) -> JSONResponse:
+    service.require_manager(actor)
+    account = await service.get_account(session=session, actor=actor, account_id=account_id)
+    payload, icon = await _read_account_body(request)
+    data = validate(AccountUpdate, payload)
+    account = await service.update_account(session=session, actor=actor, account=account,
+                                           data=data, icon=icon)
+    return JSONResponse(render_account(account))
+
+
+@router.post("/{account_id}/disable", response_model=AccountOut, summary="Disable an account")
+async def disable_account(account_id: str, request: Request, session: Session,
+                          actor: CurrentActor) -> JSONResponse:
+    service.require_manager(actor)
+    account = await service.get_account(session=session, actor=actor, account_id=account_id)
+    await read_empty(request)
+    account = await service.disable_account(session=session, actor=actor, account=account)
+    return JSONResponse(render_account(account))
+
+
+@router.post("/{account_id}/enable", response_model=AccountOut, summary="Enable an account")
+async def enable_account(account_id: str, request: Request, session: Session,
+                         actor: CurrentActor) -> JSONResponse:
+    service.require_manager(actor)
+    account = await service.get_account(session=session, actor=actor, account_id=account_id)
+    await read_empty(request)
+    account = await service.enable_account(session=session, actor=actor, account=account)
+    return JSONResponse(render_account(account))
+
+
+@router.get("/{account_id}/icon", summary="Get an account's icon",
+            responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
+async def get_icon(account_id: str, session: Session, actor: CurrentActor) -> Response:
+    icon = await service.get_icon(session=session, actor=actor, account_id=account_id)
+    return Response(icon.data, media_type=icon.content_type,
+                    headers={"X-Content-Type-Options": "nosniff",
+                             "Cache-Control": "private, max-age=300"})
+
+
+async def _read_account_body(request: Request) -> tuple[Any, service.Icon | None]:
+    if media_type(request) != "multipart/form-data":
+        return await read_json(request), None
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_ICON_BYTES + 1024 * 1024:
+        raise PayloadTooLarge("The request body is larger than 2 MiB.")
+    try:
+        form = await request.form(max_files=2, max_fields=4, max_part_size=MAX_ICON_BYTES)
+    except Exception as exc:  # malformed multipart: the client's fault, never a 500
+        raise BadRequest(f"The multipart body cannot be read: {str(exc)[:200]}") from None
+    unknown = [key for key in form.keys() if key not in ("account", "icon", "logo")]
+    if unknown:
+        raise ValidationFailed({key: ["Unknown form part."] for key in unknown})
+    part = form.get("account")
+    if part is None:
+        raise ValidationFailed({"account": ["The account part (JSON) is required."]})
+    raw = await part.read() if isinstance(part, UploadFile) else part
+    upload = form.get("icon") or form.get("logo")
+    icon = await _read_icon(upload) if isinstance(upload, UploadFile) else None
+    return parse_json(raw), icon
+
+
+async def _read_icon(upload: UploadFile) -> service.Icon:
+    data = await upload.read(MAX_ICON_BYTES + 1)
+    if len(data) > MAX_ICON_BYTES:
+        raise PayloadTooLarge("The icon is larger than 1 MiB.")
+    for content_type, signatures in ICON_SIGNATURES.items():
+        if any(data.startswith(signature) for signature in signatures):
+            if content_type != "image/webp" or data[8:12] == b"WEBP":
+                return service.Icon(content_type=content_type, data=data)
+    raise ValidationFailed({"icon": ["The icon must be a PNG, JPEG, GIF or WebP image."]})

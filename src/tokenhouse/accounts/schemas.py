@@ -1,0 +1,136 @@
+"""The account wire shapes."""
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import EmailStr, Field
+
+from tokenhouse.accounts.models import Account, UserGroup
+
+from tokenhouse.kit.wire import Audit, ReadOnlyFields, WireIn, WireOut
+
+AccountTypeName = Literal["Client", "Vendor", "Operations"]
+
+
+class ExternalIds(WireIn):
+    pyra_tenant_id: UUID | None = None
+
+
+class Address(WireIn):
+    address_line1: str | None = Field(default=None, max_length=255)
+    address_line2: str | None = Field(default=None, max_length=255)
+    post_code: str | None = Field(default=None, max_length=32)
+    city: str | None = Field(default=None, max_length=255)
+    state: str | None = Field(default=None, max_length=255)
+    country: str | None = Field(default=None, max_length=64)
+
+
+class AccountFields(ReadOnlyFields):
+    description: str | None = Field(default=None, max_length=2000)
+    external_ids: ExternalIds | None = None
+    external_id: str | None = Field(default=None, max_length=255)
+    external_name: str | None = Field(default=None, max_length=255)
+    service_level: str | None = Field(default=None, max_length=64)
+    address: Address | None = None
+    technical_support_email: EmailStr | None = None
+    website: str | None = Field(default=None, max_length=2048)
+    # Read-only on input: set by the server, accepted so a client can send back what it read.
+    icon: Any = None
+    groups: Any = None
+    revision: int | None = None
+
+
+class AccountCreate(AccountFields):
+    name: str = Field(min_length=1, max_length=255)
+    type: AccountTypeName
+
+
+class AccountUpdate(AccountFields):
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    type: AccountTypeName | None = None
+
+
+class AddressOut(WireOut):
+    address_line1: str | None = None
+    address_line2: str | None = None
+    post_code: str | None = None
+    city: str | None = None
+    state: str | None = None
+    country: str | None = None
+
+
+class GroupOut(WireOut):
+    id: str
+    href: str
+    name: str
+    description: str | None
+    logo: str | None
+    is_default: bool
+    modules: list[dict[str, Any]]
+
+
+class AccountSummary(WireOut):
+    id: str
+    href: str
+    type: str
+    status: str
+    name: str
+    description: str | None
+    icon: str | None
+    external_ids: dict[str, str | None]
+    external_id: str | None
+    external_name: str | None
+    service_level: str | None
+    address: AddressOut | None
+    technical_support_email: str | None
+    website: str | None
+
+
+class AccountOut(AccountSummary):
+    groups: list[GroupOut]
+    audit: Audit
+    revision: int
+
+
+def href(account_id: str) -> str:
+    return f"/public/v1/accounts/accounts/{account_id}"
+
+
+def render_account(account: Account, *, full: bool = True) -> dict[str, Any]:
+    """The account; `full=False` is the shape nested in a token (no groups, no audit)."""
+    body: dict[str, Any] = {
+        "id": account.id,
+        "href": href(account.id),
+        "type": account.type,
+        "status": account.status,
+        "name": account.name,
+        "description": account.description,
+        "icon": (f"{href(account.id)}/icon?v={int(account.icon_updated_at.timestamp())}"
+                 if account.icon_updated_at else None),
+        "externalIds": {"pyraTenantId": account.pyra_tenant_id},
+        "externalId": account.external_id,
+        "externalName": account.external_name,
+        "serviceLevel": account.service_level,
+        "address": account.address,
+        "technicalSupportEmail": account.technical_support_email,
+        "website": account.website,
+    }
+    if full:
+        body["groups"] = [render_group(group) for group in account.groups]
+        body["audit"] = account.render_audit()
+        body["revision"] = account.revision
+    return body
+
+
+def render_group(group: UserGroup) -> dict[str, Any]:
+    return {
+        "id": group.id,
+        "href": f"/public/v1/accounts/user-groups/{group.id}",
+        "name": group.name,
+        "description": group.description,
+        "logo": group.logo,
+        "isDefault": group.is_default,
+        "modules": [],
+    }
+
+

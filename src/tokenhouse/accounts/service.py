@@ -1,0 +1,133 @@
+"""The rules of accounts: every token reads its own account; Operations tokens with Account
+Management create, change, enable and disable any account."""
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenhouse.accounts import repository
+from tokenhouse.accounts.models import Account, AccountIcon, AccountStatus, UserGroup
+from tokenhouse.accounts.schemas import AccountCreate, AccountFields, AccountUpdate
+from tokenhouse.auth.actor import Actor
+from tokenhouse.kit import ids
+from tokenhouse.kit.paging import Page
+from tokenhouse.kit.problems import Conflict, Forbidden, NotFound, ValidationFailed
+from tokenhouse.kit.repository import new_unique_id
+from tokenhouse.kit.timeutil import utcnow
+from tokenhouse.modules.models import ACCOUNT_MANAGEMENT
+
+
+@dataclass(frozen=True)
+class Icon:
+    content_type: str
+    data: bytes
+
+
+async def list_accounts(*, session: AsyncSession, actor: Actor,
+                        page: Page) -> tuple[list[Account], int]:
+    """Every account for Operations; a Client or Vendor token sees only its own."""
+    return await repository.list_visible(session, actor, page)
+
+
+async def get_account(*, session: AsyncSession, actor: Actor, account_id: str) -> Account:
+    account = await repository.get_visible(session, actor, account_id)
+    if account is None:
+        raise NotFound(f"Account {account_id} not found.")
+    return account
+
+
+async def get_icon(*, session: AsyncSession, actor: Actor, account_id: str) -> AccountIcon:
+    account = await get_account(session=session, actor=actor, account_id=account_id)
+    icon = await repository.get_icon(session, account.id)
+    if icon is None:
+        raise NotFound(f"Account {account_id} has no icon.")
+    return icon
+
+
+def require_manager(actor: Actor) -> None:
+    """Creating and changing accounts is the platform operator's business."""
+    if not actor.is_operations:
+        raise Forbidden("Only Operations tokens can create or change accounts.")
+    actor.require(ACCOUNT_MANAGEMENT)
+
+
+async def create_account(*, session: AsyncSession, actor: Actor, data: AccountCreate,
+                         icon: Icon | None = None) -> Account:
+    """A new Active account with its default user group."""
+    require_manager(actor)
+    account_id = await new_unique_id(session, Account, lambda: ids.new_id("ACC"))
+    account = Account(id=account_id, type=data.type, status=AccountStatus.ACTIVE,
+                      name=data.name, groups=[])
+    _apply(account, data)
+    account.stamp_created(actor.by)
+    group_id = await new_unique_id(session, UserGroup, lambda: ids.new_id("UGR"))
+    group = UserGroup(id=group_id, name="Default", is_default=True,
+                      description=f"Default user group of {data.name}")
+    group.stamp_created(actor.by)
+    account.groups.append(group)
+    session.add(account)
+    await session.flush()
+    await _set_icon(session, account, icon)
+    return account
+
+
+async def update_account(*, session: AsyncSession, actor: Actor, account: Account,
+                         data: AccountUpdate, icon: Icon | None = None) -> Account:
+    """Change the given properties (and the icon); the type of an account never changes."""
+    if data.revision is not None and data.revision != account.revision:
+        raise Conflict(f"The account was changed since revision {data.revision}; it is at "
+                       f"revision {account.revision}. Read it again and repeat the change.")
+    if data.type is not None and data.type != account.type:
+        raise ValidationFailed({"type": ["The type of an account cannot be changed."]})
+    if "name" in data.model_fields_set:
+        if data.name is None:
+            raise ValidationFailed({"name": ["The name is required."]})
+        account.name = data.name
+    _apply(account, data)
+    await _set_icon(session, account, icon)
+    account.stamp_updated(actor.by)
+    await session.flush()
+    return account
+
+
+async def disable_account(*, session: AsyncSession, actor: Actor, account: Account) -> Account:
+    """Every token of a Disabled account stops authenticating at once."""
+    if account.id == actor.account_id:
+        raise Conflict("A token cannot disable its own account.")
+    if account.status == AccountStatus.DISABLED:
+        raise Conflict("The account is already Disabled.")
+    account.status = AccountStatus.DISABLED
+    account.stamp_updated(actor.by)
+    await session.flush()
+    return account
+
+
+async def enable_account(*, session: AsyncSession, actor: Actor, account: Account) -> Account:
+    if account.status != AccountStatus.DISABLED:
+        raise Conflict(f"The account is {account.status}; only a Disabled account can be "
+                       "enabled.")
+    account.status = AccountStatus.ACTIVE
+    account.stamp_updated(actor.by)
+    await session.flush()
+    return account
+
+
+def _apply(account: Account, data: AccountFields) -> None:
+    given = data.model_fields_set
+    for field in ("description", "external_id", "external_name", "service_level",
+                  "technical_support_email", "website"):
+        if field in given:
+            setattr(account, field, getattr(data, field))
+    if "external_ids" in given:
+        tenant = data.external_ids.pyra_tenant_id if data.external_ids else None
+        account.pyra_tenant_id = str(tenant) if tenant else None
+    if "address" in given:
+        account.address = (data.address.model_dump(by_alias=True) if data.address else None)
+
+
+async def _set_icon(session: AsyncSession, account: Account, icon: Icon | None) -> None:
+    if icon is None:
+        return
+    await session.merge(AccountIcon(account_id=account.id, content_type=icon.content_type,
+                                    data=icon.data))
+    account.icon_updated_at = utcnow()

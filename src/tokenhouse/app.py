@@ -1,0 +1,80 @@
+"""The ASGI application: routers, error rendering, and the process-wide resources."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from tokenhouse import __version__
+from tokenhouse.accounts.router import router as accounts_router
+from tokenhouse.auth.last_access import LastAccessRecorder
+from tokenhouse.health.router import router as health_router
+from tokenhouse.kit import problems
+from tokenhouse.kit.db import create_engine, session_factory
+from tokenhouse.kit.settings import Settings, get_settings
+from tokenhouse.kit.wire import BODY_MODELS
+from tokenhouse.modules.router import router as modules_router
+from tokenhouse.tokens.router import router as tokens_router
+
+OPENAPI_URL = "/public/v1/accounts/openapi.json"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    # Fails before serving anything when the key is missing (see Settings.hmac_key).
+    hmac_key = settings.hmac_key()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessions = session_factory(engine)
+        app.state.hmac_key = hmac_key
+        app.state.last_access = LastAccessRecorder(app.state.sessions,
+                                                   settings.last_access_interval)
+        app.state.last_access.start()
+        try:
+            yield
+        finally:
+            # Runs after in-flight requests finished: nothing recorded is lost on a clean stop.
+            await app.state.last_access.stop()
+            await engine.dispose()
+
+    app = FastAPI(title="tokenhouse", version=__version__, lifespan=lifespan,
+                  openapi_url=OPENAPI_URL, docs_url="/public/v1/accounts/docs",
+                  redoc_url=None,
+                  description="The API tokens service of the Marketplace Platform's "
+                              "Accounts API.")
+    problems.install(app)
+    app.include_router(health_router)
+    app.include_router(tokens_router)
+    app.include_router(modules_router)
+    app.include_router(accounts_router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the schemas of bodies the routes read themselves, and the
+    Bearer scheme every /public/v1 operation uses."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for model in sorted(BODY_MODELS, key=lambda m: m.__name__):
+        definition = model.model_json_schema(ref_template="#/components/schemas/{model}",
+                                             by_alias=True)
+        schemas.update(definition.pop("$defs", {}))
+        schemas[model.__name__] = definition
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
+                                                "description": "idt:TKN-xxxx-xxxx:..."}}
+    for path, operations in schema.get("paths", {}).items():
+        if path.startswith("/public/v1") and path != OPENAPI_URL:
+            for operation in operations.values():
+                operation["security"] = [{"bearer": []}]
+    app.openapi_schema = schema
+    return schema

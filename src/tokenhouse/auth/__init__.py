@@ -1,0 +1,1 @@
+"""Authentication: the Bearer secret becomes an actor, once per request."""

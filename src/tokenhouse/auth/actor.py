@@ -1,0 +1,40 @@
+"""Who is acting: an API token (with its account and modules), or the server's operator."""
+
+from dataclasses import dataclass
+
+from tokenhouse.accounts.models import AccountType
+from tokenhouse.kit.audit import By
+from tokenhouse.kit.problems import Forbidden
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    account_id: str | None
+    account_type: str
+    modules: frozenset[str]  # module names the credential may use
+    module_ids: frozenset[str]
+    token_id: str | None = None
+    token_name: str | None = None
+
+    @property
+    def is_operations(self) -> bool:
+        """The platform operator: sees and manages every account."""
+        return self.account_type == AccountType.OPERATIONS
+
+    @property
+    def by(self) -> By | None:
+        if self.token_id is None:
+            return None
+        return By(id=self.token_id, name=self.token_name or "",
+                  href=f"/public/v1/accounts/api-tokens/{self.token_id}")
+
+    def require(self, module: str) -> None:
+        if module not in self.modules:
+            raise Forbidden(f"This token is not allowed to use the {module} module.")
+
+
+def system_actor(module_names: frozenset[str], module_ids: frozenset[str]) -> Actor:
+    """The operator at the server's shell (the `tokenhouse` command): Operations rights, every
+    module, no token. Recorded in audits as `by: null`."""
+    return Actor(account_id=None, account_type=AccountType.OPERATIONS, modules=module_names,
+                 module_ids=module_ids)

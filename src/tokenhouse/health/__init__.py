@@ -1,0 +1,1 @@
+"""Liveness and readiness probes, outside /public/v1 and unauthenticated."""

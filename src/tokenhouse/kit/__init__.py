@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, database, problems, ids, crypto, time, paging."""

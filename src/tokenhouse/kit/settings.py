@@ -1,0 +1,78 @@
+"""Settings from the environment (prefix ``TOKENHOUSE_``)."""
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("var")
+
+
+class ConfigurationError(RuntimeError):
+    """The server cannot start with these settings; the message says what to change."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOKENHOUSE_")
+
+    database_url: str = f"sqlite+aiosqlite:///{DEFAULT_DATA_DIR / 'tokenhouse.db'}"
+    secret_key: SecretStr | None = None
+    # How often the recorded `lastAccessAt` values are written to the database.
+    last_access_interval: float = Field(default=5.0, gt=0)
+    log_level: str = "info"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The file of an on-disk SQLite database, or None (memory, or another database)."""
+        if not self.is_embedded:
+            return None
+        _, _, path = self.database_url.partition(":///")
+        return Path(path) if path and path != ":memory:" else None
+
+    def hmac_key(self) -> bytes:
+        """The key of the keyed hash that protects stored secrets.
+
+        With the embedded default the key is generated on first use into a file that only
+        its owner can read, next to the database. With any other database it must be given:
+        several processes must share it, and a generated one would be lost with the machine.
+        """
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            key = self.secret_key.get_secret_value().encode()
+            if len(key) < 32:
+                raise ConfigurationError("TOKENHOUSE_SECRET_KEY must be at least 32 characters.")
+            return key
+        db_file = self.sqlite_path()
+        if db_file is None:
+            raise ConfigurationError(
+                "TOKENHOUSE_SECRET_KEY is not set. It is required with any database other "
+                "than the embedded SQLite file: set it to a random string of at least 32 "
+                "characters (for example: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))') and keep it with your backups."
+            )
+        return _key_file(db_file.parent / "secret.key")
+
+
+def _key_file(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: of two processes starting at once, exactly one writes the key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes().strip()
+        if len(key) < 32:
+            raise ConfigurationError(f"The key file {path} is damaged; restore it from backup.")
+        return key
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secrets.token_urlsafe(48).encode())
+    return path.read_bytes().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,161 @@
+"""The wire: camelCase JSON bodies in, strict validation, shared output shapes."""
+
+import json
+from typing import Any, Generic, TypeVar
+
+from fastapi import Request
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from tokenhouse.kit.problems import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed, validation_errors
+
+MAX_JSON_BYTES = 1024 * 1024
+# Models of the bodies documented with `body_doc`; the app adds them to the OpenAPI components.
+BODY_MODELS: set[type[BaseModel]] = set()
+
+
+class WireIn(BaseModel):
+    """An input body: camelCase, unknown properties rejected (a typo must not pass silently)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              str_strip_whitespace=True)
+
+
+class ReadOnlyFields(WireIn):
+    """Fields of the representation that a client may send back (to PUT what it read) and
+    that are ignored on input."""
+
+    id: Any = None
+    href: Any = None
+    audit: Any = None
+    status: Any = None
+    meta: Any = Field(default=None, alias="$meta", validation_alias=AliasChoices("$meta"))
+
+
+class WireOut(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Ref(BaseModel):
+    """A reference to another object by id; the rest of a full object sent back is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1, max_length=32)
+
+
+class ActorRef(WireOut):
+    id: str
+    name: str | None = None
+    icon: str | None = None
+    href: str | None = None
+
+
+class AuditEvent(WireOut):
+    at: str
+    by: ActorRef | None = None
+
+
+class Audit(WireOut):
+    created: AuditEvent
+    updated: AuditEvent | None = None
+
+
+class Pagination(BaseModel):
+    offset: int
+    limit: int
+    total: int
+
+
+class ListMeta(BaseModel):
+    pagination: Pagination
+    omitted: list[str] = []
+
+
+Item = TypeVar("Item")
+
+
+class ListOf(BaseModel, Generic[Item]):
+    """The collection envelope of every list endpoint."""
+
+    meta: ListMeta = Field(alias="$meta")
+    data: list[Item]
+
+
+class EmptyBody(WireIn):
+    """No properties at all."""
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_json(request: Request, *, required: bool = True) -> Any:
+    """The request's JSON body; 415 for another media type, 400 for malformed JSON."""
+    raw = await read_limited(request, MAX_JSON_BYTES)
+    if not raw:
+        if required:
+            raise BadRequest("A JSON request body is required.",
+                             errors={"body": ["The request body is required."]})
+        return None
+    kind = media_type(request)
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"Content-Type '{kind or 'none'}' is not supported; send application/json.")
+    return parse_json(raw)
+
+
+async def read_empty(request: Request) -> None:
+    """Actions such as enable and disable take no body; an empty JSON object is tolerated."""
+    payload = await read_json(request, required=False)
+    if payload is not None:
+        validate(EmptyBody, payload)
+
+
+def parse_json(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON.",
+                         errors={"body": ["Malformed JSON."]}) from None
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    return body
+
+
+def validate[M: BaseModel](model: type[M], data: Any) -> M:
+    """Validate input against a wire model; every violation is a 400 naming the property."""
+    if not isinstance(data, dict):
+        raise ValidationFailed({"body": ["The request body must be a JSON object."]})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        detail, errors = validation_errors(list(exc.errors()))
+        raise ValidationFailed(errors, detail) from None
+
+
+def body_doc(model: type[BaseModel], *, multipart_part: str | None = None) -> dict[str, Any]:
+    """`openapi_extra` documenting a body that the route reads itself (see `read_json`).
+
+    Routes read bodies themselves, not through FastAPI's parameters, so that authorization
+    and visibility (404) are decided before the body is looked at.
+    """
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    content: dict[str, Any] = {"application/json": {"schema": ref}}
+    if multipart_part:
+        content["multipart/form-data"] = {"schema": {
+            "type": "object",
+            "properties": {multipart_part: ref,
+                           "icon": {"type": "string", "format": "binary"}},
+            "required": [multipart_part],
+        }}
+    BODY_MODELS.add(model)
+    return {"requestBody": {"required": True, "content": content}}

@@ -1,0 +1,1 @@
+"""The module catalog: platform features a token may be allowed to use."""

@@ -1,0 +1,1 @@
+"""API tokens: the credentials accounts issue, and their lifecycle."""

@@ -1,0 +1,92 @@
+"""HTTP routes of /public/v1/accounts/api-tokens: parse, call the service, shape."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from tokenhouse.auth.dependencies import CurrentActor
+from tokenhouse.kit.db import Session
+from tokenhouse.kit.paging import envelope, parse_list_query
+from tokenhouse.kit.wire import ListOf, body_doc, read_empty, read_json, validate
+from tokenhouse.tokens import service
+from tokenhouse.tokens.models import ApiToken
+from tokenhouse.tokens.schemas import TokenCreate, TokenOut, TokenUpdate, render_token
+
+router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"])
+
+
+def _shape(request: Request, token: ApiToken, *, secret: str | None = None,
+           audit: bool = True) -> dict[str, Any]:
+    last_access = request.app.state.last_access.seen(token.id, token.last_access_at)
+    return render_token(token, last_access=last_access, secret=secret, audit=audit)
+
+
+@router.get("", response_model=ListOf[TokenOut], summary="List API tokens")
+async def list_tokens(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
+    page = parse_list_query(request.url.query)
+    tokens, total = await service.list_tokens(session=session, actor=actor, page=page)
+    items = [_shape(request, token, audit=False) for token in tokens]
+    return JSONResponse(envelope(items, page, total, omitted=["audit"]))
+
+
+@router.post("", status_code=201, response_model=TokenOut, summary="Create an API token",
+             openapi_extra=body_doc(TokenCreate))
+async def create_token(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
+    data = validate(TokenCreate, await read_json(request))
+    token, secret = await service.create_token(session=session, actor=actor, data=data,
+                                               key=request.app.state.hmac_key)
+    return JSONResponse(_shape(request, token, secret=secret), status_code=201)
+
+
+@router.get("/{token_id}", response_model=TokenOut, summary="Get an API token")
+async def get_token(token_id: str, request: Request, session: Session,
+                    actor: CurrentActor) -> JSONResponse:
+    token = await service.get_token(session=session, actor=actor, token_id=token_id)
+    # The secret is shown only to a caller that authenticated with this very token: it
+    # already holds the secret, and `mpt-cli accounts add` reads it back from here.
+    secret = _bearer_secret(request) if token.id == actor.token_id else None
+    return JSONResponse(_shape(request, token, secret=secret))
+
+
+@router.put("/{token_id}", response_model=TokenOut, summary="Change an API token",
+            openapi_extra=body_doc(TokenUpdate))
+async def update_token(token_id: str, request: Request, session: Session,
+                       actor: CurrentActor) -> JSONResponse:
+    token = await service.get_token(session=session, actor=actor, token_id=token_id,
+                                    for_update=True)
+    data = validate(TokenUpdate, await read_json(request))
+    token = await service.update_token(session=session, actor=actor, token=token, data=data)
+    return JSONResponse(_shape(request, token))
+
+
+@router.delete("/{token_id}", status_code=204, summary="Delete an API token")
+async def delete_token(token_id: str, session: Session, actor: CurrentActor) -> Response:
+    token = await service.get_token(session=session, actor=actor, token_id=token_id,
+                                    for_update=True)
+    await service.delete_token(session=session, actor=actor, token=token)
+    return Response(status_code=204)
+
+
+@router.post("/{token_id}/disable", response_model=TokenOut, summary="Disable an API token")
+async def disable_token(token_id: str, request: Request, session: Session,
+                        actor: CurrentActor) -> JSONResponse:
+    token = await service.get_token(session=session, actor=actor, token_id=token_id,
+                                    for_update=True)
+    await read_empty(request)
+    token = await service.disable_token(session=session, actor=actor, token=token)
+    return JSONResponse(_shape(request, token))
+
+
+@router.post("/{token_id}/enable", response_model=TokenOut, summary="Enable an API token")
+async def enable_token(token_id: str, request: Request, session: Session,
+                       actor: CurrentActor) -> JSONResponse:
+    token = await service.get_token(session=session, actor=actor, token_id=token_id,
+                                    for_update=True)
+    await read_empty(request)
+    token = await service.enable_token(session=session, actor=actor, token=token)
+    return JSONResponse(_shape(request, token))
+
+
+def _bearer_secret(request: Request) -> str:
+    return request.headers["authorization"].partition(" ")[2].strip()

@@ -1,0 +1,128 @@
+"""The rules of API tokens: who may see and change what, and the token's lifecycle.
+
+Services take keyword arguments and never a Request, so the HTTP routes, the command line and
+the web page go through the same rules. They flush but never commit: the caller owns the unit
+of work.
+"""
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenhouse.accounts import repository as accounts
+from tokenhouse.auth.actor import Actor
+from tokenhouse.kit import crypto, ids
+from tokenhouse.kit.paging import Page
+from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
+from tokenhouse.kit.repository import new_unique_id
+from tokenhouse.modules.models import ACCESS_MANAGEMENT
+from tokenhouse.modules.service import grantable
+from tokenhouse.tokens import repository
+from tokenhouse.tokens.models import ApiToken, TokenStatus
+from tokenhouse.tokens.schemas import TokenCreate, TokenUpdate
+
+
+async def list_tokens(*, session: AsyncSession, actor: Actor,
+                      page: Page) -> tuple[list[ApiToken], int]:
+    """The tokens visible to the actor, one page, with the total."""
+    actor.require(ACCESS_MANAGEMENT)
+    return await repository.list_visible(session, actor, page)
+
+
+async def get_token(*, session: AsyncSession, actor: Actor, token_id: str,
+                    for_update: bool = False) -> ApiToken:
+    """A visible token, or 404 (also for another tenant's). A token may always read itself:
+    that is how a client learns its own account (`mpt-cli accounts add`)."""
+    if token_id != actor.token_id:
+        actor.require(ACCESS_MANAGEMENT)
+    token = await repository.get_visible(session, actor, token_id, for_update=for_update)
+    if token is None:
+        raise NotFound(f"API token {token_id} not found.")
+    return token
+
+
+async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate,
+                       key: bytes) -> tuple[ApiToken, str]:
+    """A new Active token and its secret. The secret is returned once and only its keyed
+    hash is stored."""
+    actor.require(ACCESS_MANAGEMENT)
+    account = await accounts.get_visible(session, actor, data.account.id)
+    if account is None:
+        raise ValidationFailed({"account": [f"Account {data.account.id} does not exist."]})
+    if account.is_disabled:
+        raise ValidationFailed({"account": [f"Account {account.id} is Disabled."]})
+    modules = await grantable(session=session, actor=actor, account=account, refs=data.modules)
+    token_id = await new_unique_id(session, ApiToken, lambda: ids.new_id("TKN"))
+    secret = crypto.new_secret(token_id)
+    token = ApiToken(id=token_id, account=account, name=data.name, description=data.description,
+                     icon=data.icon, status=TokenStatus.ACTIVE, modules=modules,
+                     secret_hash=crypto.hash_secret(key, secret))
+    token.stamp_created(actor.by)
+    session.add(token)
+    await session.flush()
+    return token, secret
+
+
+async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
+                       data: TokenUpdate) -> ApiToken:
+    """Change name, description, icon and modules. Properties left out keep their value."""
+    _require_not_deleted(token, "changed")
+    if data.revision is not None and data.revision != token.revision:
+        raise Conflict(f"The API token was changed since revision {data.revision}; it is at "
+                       f"revision {token.revision}. Read it again and repeat the change.")
+    if data.account is not None and data.account.id != token.account_id:
+        raise ValidationFailed({"account": ["A token cannot be moved to another account."]})
+    given = data.model_fields_set
+    if "name" in given:
+        if data.name is None:
+            raise ValidationFailed({"name": ["The name is required."]})
+        token.name = data.name
+    if "description" in given:
+        token.description = data.description
+    if "icon" in given:
+        token.icon = data.icon
+    if data.modules is not None:
+        token.modules = await grantable(session=session, actor=actor, account=token.account,
+                                        refs=data.modules,
+                                        already=frozenset(m.id for m in token.modules))
+    elif "modules" in given:
+        raise ValidationFailed({"modules": ["At least one module is required."]})
+    token.stamp_updated(actor.by)
+    await session.flush()
+    return token
+
+
+async def disable_token(*, session: AsyncSession, actor: Actor, token: ApiToken) -> ApiToken:
+    """Active -> Disabled: the token stops authenticating at once."""
+    return await _move(session, actor, token, TokenStatus.ACTIVE, TokenStatus.DISABLED,
+                       "disabled")
+
+
+async def enable_token(*, session: AsyncSession, actor: Actor, token: ApiToken) -> ApiToken:
+    """Disabled -> Active."""
+    return await _move(session, actor, token, TokenStatus.DISABLED, TokenStatus.ACTIVE,
+                       "enabled")
+
+
+async def delete_token(*, session: AsyncSession, actor: Actor, token: ApiToken) -> ApiToken:
+    """Active or Disabled -> Deleted, which is final. The row stays (IDs are never reused,
+    Operations can still see it), but its secret hash is dropped: it can never be needed."""
+    _require_not_deleted(token, "deleted again")
+    token.status = TokenStatus.DELETED
+    token.secret_hash = None
+    token.stamp_updated(actor.by)
+    await session.flush()
+    return token
+
+
+async def _move(session: AsyncSession, actor: Actor, token: ApiToken, source: TokenStatus,
+                target: TokenStatus, verb: str) -> ApiToken:
+    if token.status != source:
+        raise Conflict(f"The API token is {token.status}; only a {source} token can be {verb}.")
+    token.status = target
+    token.stamp_updated(actor.by)
+    await session.flush()
+    return token
+
+
+def _require_not_deleted(token: ApiToken, what: str) -> None:
+    if token.status == TokenStatus.DELETED:
+        raise Conflict(f"The API token is {TokenStatus.DELETED} and cannot be {what}.")
