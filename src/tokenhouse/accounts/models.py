@@ -39,7 +39,6 @@ class Account(Audited, Base):
 
     groups: Mapped[list["UserGroup"]] = relationship(
         back_populates="account", lazy="selectin", order_by="UserGroup.id")
-    icon: Mapped["AccountIcon | None"] = relationship(lazy="noload")
     # Set when an icon is uploaded: the representation links to it without loading the bytes.
     icon_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
