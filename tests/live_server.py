@@ -110,7 +110,7 @@ class LiveServer:
             raise ValueError(f"Unknown backend {backend!r}")
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENHOUSE_")}
         env.update(TOKENHOUSE_DATABASE_URL=database_url, TOKENHOUSE_SECRET_KEY=SECRET_KEY,
-                   TOKENHOUSE_LOG_LEVEL="warning", PYTHONUNBUFFERED="1")
+                   TOKENHOUSE_LOG_LEVEL="info", PYTHONUNBUFFERED="1")
         server = cls(backend=backend, workdir=workdir, env=env, pg_database=pg_database)
         try:
             server._run("migrate")
@@ -155,14 +155,22 @@ class LiveServer:
                                    f"{START_TIMEOUT}s:\n{self.log()}")
             time.sleep(0.05)
 
-    def log(self) -> str:
+    def log(self, tail: int = 5000) -> str:
         if self.log_path is None or not self.log_path.exists():
             return ""
-        return self.log_path.read_text(errors="replace")[-5000:]
+        return self.log_path.read_text(errors="replace")[-tail:]
+
+    @property
+    def stopped_cleanly(self) -> bool:
+        return (self.process is not None
+                and self.process.returncode in (0, -signal.SIGTERM)
+                and "Application shutdown complete" in self.log(tail=2000))
 
     def stop(self) -> int | None:
         """SIGTERM, wait, kill after a timeout; then drop the PostgreSQL database.
-        Returns the server's exit code (None if it was never started)."""
+        Returns the server's exit code (None if it was never started). After a graceful
+        shutdown uvicorn re-raises the signal it caught, so a clean stop is -SIGTERM (or 0),
+        with "Application shutdown complete." in the log."""
         code = None
         try:
             if self.process is not None and self.process.poll() is None:

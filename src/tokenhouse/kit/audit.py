@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from tokenhouse.kit.timeutil import render, utcnow
 
@@ -31,14 +31,21 @@ class Audited:
     updated_by_id: Mapped[str | None] = mapped_column(String(32))
     updated_by_name: Mapped[str | None] = mapped_column(String(255))
 
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # Optimistic concurrency: every UPDATE says "WHERE revision = <the one read>" and
+        # bumps it, so of two requests that read the same revision only one can write; the
+        # other fails with StaleDataError, rendered as 409. This holds on SQLite too, where
+        # SELECT ... FOR UPDATE does not exist.
+        return {"version_id_col": cls.revision}
+
     def stamp_created(self, by: By | None) -> None:
-        self.revision = 1
         self.created_at = utcnow()
         self.created_by_id = by.id if by else None
         self.created_by_name = by.name if by else None
 
     def stamp_updated(self, by: By | None) -> None:
-        self.revision = (self.revision or 0) + 1
+        """Record the change; the mapper bumps `revision` when the row is written."""
         self.updated_at = utcnow()
         self.updated_by_id = by.id if by else None
         self.updated_by_name = by.name if by else None

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -138,6 +139,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _domain(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.detail, errors=exc.errors, headers=exc.headers)
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
+        return problem_response(409, "The object was changed by another request at the same "
+                                     "time. Read it again and repeat the change.")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
