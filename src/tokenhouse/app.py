@@ -14,7 +14,7 @@ from tokenhouse.health.router import router as health_router
 from tokenhouse.kit import problems
 from tokenhouse.kit.db import create_engine, session_factory
 from tokenhouse.kit.settings import Settings, get_settings
-from tokenhouse.kit.wire import BODY_MODELS
+from tokenhouse.kit.wire import BODY_MODELS, ProblemDocument
 from tokenhouse.modules.router import router as modules_router
 from tokenhouse.tokens.router import router as tokens_router
 
@@ -70,11 +70,20 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                                              by_alias=True)
         schemas.update(definition.pop("$defs", {}))
         schemas[model.__name__] = definition
+    # Errors are problem documents, not FastAPI's 422 validation shape.
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas["Problem"] = ProblemDocument.model_json_schema(by_alias=True)
+    problem = {"description": "An RFC 7807 problem (400, 401, 403, 404, 409, 413, 415, 5xx)",
+               "content": {"application/problem+json": {
+                   "schema": {"$ref": "#/components/schemas/Problem"}}}}
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
                                                 "description": "idt:TKN-xxxx-xxxx:..."}}
     for path, operations in schema.get("paths", {}).items():
-        if path.startswith("/public/v1") and path != OPENAPI_URL:
-            for operation in operations.values():
+        for operation in operations.values():
+            operation["responses"].pop("422", None)
+            operation["responses"]["default"] = problem
+            if path.startswith("/public/v1"):
                 operation["security"] = [{"bearer": []}]
     app.openapi_schema = schema
     return schema

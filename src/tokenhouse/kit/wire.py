@@ -33,7 +33,23 @@ class ReadOnlyFields(WireIn):
 
 
 class WireOut(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    """An output shape, for the OpenAPI document. Responses are built as plain dicts (no
+    validation on the hot path); tests validate them against these models, with extra keys
+    forbidden, so the document and the wire cannot drift apart."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ProblemDocument(BaseModel):
+    """RFC 7807 problem details, as every error answers."""
+
+    model_config = ConfigDict(extra="forbid", title="Problem")
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    trace_id: str = Field(alias="traceId")
+    errors: dict[str, list[str]] | None = None
 
 
 class Ref(BaseModel):
@@ -61,12 +77,14 @@ class Audit(WireOut):
 
 
 class Pagination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     offset: int
     limit: int
     total: int
 
 
 class ListMeta(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     pagination: Pagination
     omitted: list[str] = []
 
@@ -77,6 +95,7 @@ Item = TypeVar("Item")
 class ListOf(BaseModel, Generic[Item]):
     """The collection envelope of every list endpoint."""
 
+    model_config = ConfigDict(extra="forbid")
     meta: ListMeta = Field(alias="$meta")
     data: list[Item]
 
