@@ -31,7 +31,22 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     lastAccessAt values are written."""
     import uvicorn
 
+    from tokenhouse.kit.migrate import is_current
+
     settings = _settings()
+    try:
+        current = asyncio.run(is_current(settings))
+    except Exception as exc:
+        # Unreachable now (a database still starting, say): serve anyway; /readyz answers 503
+        # until it can be reached.
+        typer.secho(f"warning: cannot read the database {_safe_url(settings)} "
+                    f"({type(exc).__name__}); /readyz reports 503 until it answers.",
+                    err=True, fg=typer.colors.YELLOW)
+        current = True
+    if not current:
+        typer.secho("error: the database schema is not up to date: run 'tokenhouse migrate' "
+                    "first.", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2)
     typer.echo(f"tokenhouse on http://{host}:{port} (database: {_safe_url(settings)})",
                err=True)
     uvicorn.run("tokenhouse.app:create_app", factory=True, host=host, port=port,

@@ -5,6 +5,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 
 from tokenhouse.kit.settings import Settings
 
@@ -41,3 +44,20 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
     worker.join()
     if failure:
         raise failure[0]
+
+
+async def is_current(settings: Settings) -> bool:
+    """Whether the database is at the newest migration (False when it has none yet)."""
+    from tokenhouse.kit.db import create_engine
+
+    heads = set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
+
+    def current(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(current) == heads
+    finally:
+        await engine.dispose()
