@@ -291,9 +291,6 @@ def test_serve_flushes_last_access_on_sigterm(installation: Installation) -> Non
     assert abs(stored_timestamp(stored) - seen) < timedelta(seconds=1), (stored, seen)
 
 
-@pytest.mark.xfail(strict=True, reason="single-process `tokenhouse serve` ends by re-raising "
-                   "SIGTERM after its clean shutdown (uvicorn's capture_signals), so its exit "
-                   "status is -SIGTERM (143 in a shell), not 0")
 def test_serve_exits_zero_on_sigterm(installation: Installation) -> None:
     with Server(cwd=installation.cwd) as server:
         server.wait_healthy()

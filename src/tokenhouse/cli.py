@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import signal
 
 from typing import Annotated
 
@@ -49,9 +50,18 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
         raise typer.Exit(2)
     typer.echo(f"tokenhouse on http://{host}:{port} (database: {_safe_url(settings)})",
                err=True)
+    # uvicorn shuts down gracefully on these signals, then raises the same signal again
+    # with the handlers it found installed: make those a clean exit (code 0), as process
+    # supervisors expect of a requested stop.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _exit_cleanly)
     uvicorn.run("tokenhouse.app:create_app", factory=True, host=host, port=port,
                 workers=workers, log_level=settings.log_level, timeout_graceful_shutdown=30,
                 server_header=False)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @app.command()
