@@ -23,6 +23,7 @@ async def test_create_answers_201_with_secret_and_revision_1(client, factory):
     response = await create(client, admin, admin.account_id, [modules["Access Management"]],
                             description="for the pipeline")
     assert response.status_code == 201, response.text
+    assert response.headers["cache-control"] == "no-store"
     token = response.json()
     assert token["id"].startswith("TKN-")
     assert token["href"] == f"{TOKENS}/{token['id']}"
@@ -61,6 +62,7 @@ async def test_secret_is_shown_only_on_create_and_to_itself(client, factory):
     by_itself = await client.get(f"{TOKENS}/{other.id}?select=", headers=other.headers)
     assert by_itself.status_code == 200
     assert by_itself.json()["token"] == other.secret
+    assert by_itself.headers["cache-control"] == "no-store"
 
 
 async def test_a_token_reads_itself_without_access_management(client, factory):

@@ -15,6 +15,9 @@ from tokenhouse.tokens.schemas import TokenCreate, TokenOut, TokenUpdate, render
 
 router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"])
 
+# A response that carries a secret must not be kept by any cache on the way.
+NO_STORE = {"Cache-Control": "no-store"}
+
 
 def _shape(request: Request, token: ApiToken, *, secret: str | None = None,
            audit: bool = True) -> dict[str, Any]:
@@ -36,7 +39,8 @@ async def create_token(request: Request, session: Session, actor: CurrentActor) 
     data = validate(TokenCreate, await read_json(request))
     token, secret = await service.create_token(session=session, actor=actor, data=data,
                                                key=request.app.state.hmac_key)
-    return JSONResponse(_shape(request, token, secret=secret), status_code=201)
+    return JSONResponse(_shape(request, token, secret=secret), status_code=201,
+                        headers=NO_STORE)
 
 
 @router.get("/{token_id}", response_model=TokenOut, summary="Get an API token")
@@ -46,7 +50,8 @@ async def get_token(token_id: str, request: Request, session: Session,
     # The secret is shown only to a caller that authenticated with this very token: it
     # already holds the secret, and `mpt-cli accounts add` reads it back from here.
     secret = _bearer_secret(request) if token.id == actor.token_id else None
-    return JSONResponse(_shape(request, token, secret=secret))
+    return JSONResponse(_shape(request, token, secret=secret),
+                        headers=NO_STORE if secret else None)
 
 
 @router.put("/{token_id}", response_model=TokenOut, summary="Change an API token",
