@@ -163,14 +163,14 @@ class LiveServer:
     @property
     def stopped_cleanly(self) -> bool:
         return (self.process is not None
-                and self.process.returncode in (0, -signal.SIGTERM)
+                and self.process.returncode == 0
                 and "Application shutdown complete" in self.log(tail=2000))
 
     def stop(self) -> int | None:
         """SIGTERM, wait, kill after a timeout; then drop the PostgreSQL database.
-        Returns the server's exit code (None if it was never started). After a graceful
-        shutdown uvicorn re-raises the signal it caught, so a clean stop is -SIGTERM (or 0),
-        with "Application shutdown complete." in the log."""
+        Returns the server's exit code (None if it was never started). A clean stop is exit
+        code 0 (`tokenhouse serve` turns the signal uvicorn re-raises into a clean exit) with
+        "Application shutdown complete." (the lifespan shutdown ran) in the log."""
         code = None
         try:
             if self.process is not None and self.process.poll() is None:

@@ -54,8 +54,8 @@ def server(request: pytest.FixtureRequest,
         yield live
     finally:
         code = live.stop()
-        # SIGTERM is a clean stop: the lifespan shutdown runs (uvicorn then re-raises the
-        # signal, so the exit status is -SIGTERM), never a kill after the timeout.
+        # SIGTERM is a clean stop: the lifespan shutdown runs and the process exits 0 (never a
+        # kill after the timeout).
         assert live.stopped_cleanly, f"tokenhouse serve exited with {code}:\n{live.log()}"
 
 
@@ -267,7 +267,8 @@ def test_token_reads_itself_with_its_secret(server: LiveServer, admin: MPTClient
     assert itself.account.id == client_account["id"]
     assert itself.account.name == client_account["name"]
     assert itself.account.type == "Client"
-    # ... but it may not list tokens, nor read another one (the admin's).
+    # ... but without Access Management it may not list tokens (403), nor read another
+    # account's token (403 for the missing right, or 404 for the other tenant: both refuse).
     assert api_error(lambda: own.accounts.api_tokens.fetch_page()).status_code == 403
     assert api_error(lambda: own.accounts.api_tokens.get(server.token["id"])).status_code in (
         403, 404)
@@ -291,7 +292,12 @@ def test_fetch_page_and_iterate_over_more_than_one_page(
             first.meta.pagination.total) == (0, 5, 13)
     last = tokens.fetch_page(limit=5, offset=10)
     assert len(last) == 3
-    assert last.meta.pagination.total == 13
+    assert (last.meta.pagination.offset, last.meta.pagination.total) == (10, 13)
+    # An over-large limit is clamped, and the effective limit is what the server reports
+    # (iterate() pages with the reported limit).
+    clamped = tokens.fetch_page(limit=1000)
+    assert len(clamped) == 13
+    assert clamped.meta.pagination.limit == 100
 
     seen = [token.id for token in tokens.iterate(batch_size=5)]
     assert len(seen) == 13
@@ -414,6 +420,9 @@ def test_mpt_cli_refuses_a_disabled_token(mpt_cli: str, server: LiveServer, admi
     admin.accounts.api_tokens.disable(token.id)
     result = run_cli(mpt_cli, tmp_path, "accounts", "add", token.token, "-e", server.url)
     assert result.returncode != 0, f"{result.stdout}\n{result.stderr}"
+    # Refused by the server (the client's error string), not by some local failure.
+    output = " ".join((result.stdout + result.stderr).split())
+    assert "401 Unauthorized" in output, output
     accounts_file = tmp_path / ".swocli" / "accounts.json"
     if accounts_file.exists():
         assert client_account["id"] not in accounts_file.read_text()
