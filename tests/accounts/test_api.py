@@ -1,5 +1,6 @@
 """The accounts API (/public/v1/accounts/accounts), over HTTP against the real app."""
 
+import asyncio
 import json
 import re
 import struct
@@ -432,6 +433,14 @@ async def test_wrong_content_type_is_415(client: httpx.AsyncClient, factory: Fac
     assert await count_accounts(client, admin) == 1
 
 
+async def test_json_body_over_one_mib_is_413(client: httpx.AsyncClient,
+                                             factory: Factory) -> None:
+    admin = await factory.admin()
+
+    problem(await client.post(ACCOUNTS, headers=admin.headers, json={
+        "name": "A", "type": "Client", "description": "x" * (MIB + 1)}), 413)
+
+
 async def test_json_with_charset_is_accepted(client: httpx.AsyncClient, factory: Factory) -> None:
     admin = await factory.admin()
 
@@ -511,6 +520,7 @@ async def test_multipart_create_stores_and_serves_the_icon(client: httpx.AsyncCl
     icon = await client.get(url(body["id"], "icon"), headers=admin.headers)
     assert icon.status_code == 200
     assert icon.headers["content-type"] == "image/png"
+    assert icon.headers["x-content-type-options"] == "nosniff"
     assert icon.content == image
     linked = await client.get(body["icon"], headers=admin.headers)
     assert linked.status_code == 200 and linked.content == image
@@ -575,6 +585,18 @@ async def test_non_image_icon_is_400(client: httpx.AsyncClient, factory: Factory
     response = await post_multipart(client, admin,
                                     data={"account": json.dumps({"name": "A", "type": "Client"})},
                                     files={"icon": ("icon", content, content_type)})
+
+    problem(response, 400, "icon")
+    assert await count_accounts(client, admin) == 1
+
+
+async def test_icon_sent_as_a_text_field_is_400(client: httpx.AsyncClient,
+                                                factory: Factory) -> None:
+    admin = await factory.admin()
+    account = ("account.json", json.dumps({"name": "A", "type": "Client"}), "application/json")
+
+    response = await post_multipart(client, admin, data={"icon": "just some text"},
+                                    files={"account": account})
 
     problem(response, 400, "icon")
     assert await count_accounts(client, admin) == 1
@@ -662,8 +684,34 @@ async def test_multipart_update_replaces_the_icon(client: httpx.AsyncClient,
         icon = await client.get(url(account["id"], "icon"), headers=admin.headers)
         assert (icon.headers["content-type"], icon.content) == (kind, image)
 
-    assert body["revision"] == 3
     assert body["name"] == account["name"]
+
+
+async def test_create_with_an_icon_is_at_revision_one(client: httpx.AsyncClient,
+                                                      factory: Factory) -> None:
+    admin = await factory.admin()
+
+    body = ok(await post_multipart(
+        client, admin, data={"account": json.dumps({"name": "A", "type": "Client"})},
+        files={"icon": ("i.png", tiny_png(), "image/png")}), 201)
+
+    assert body["revision"] == 1
+    assert ok(await client.get(url(body["id"]), headers=admin.headers))["revision"] == 1
+    ok(await client.put(url(body["id"]), headers=admin.headers,
+                        json={"description": "x", "revision": body["revision"]}))
+
+
+async def test_multipart_update_of_fields_and_icon_is_one_revision(client: httpx.AsyncClient,
+                                                                   factory: Factory) -> None:
+    admin = await factory.admin()
+    account = await factory.account("Vendor")
+
+    body = ok(await post_multipart(client, admin, account_id=account["id"],
+                                   data={"account": json.dumps({"description": "new"})},
+                                   files={"icon": ("i.png", tiny_png(), "image/png")}))
+
+    assert body["revision"] == 2
+    assert ok(await client.get(url(account["id"]), headers=admin.headers))["revision"] == 2
 
 
 async def test_icon_of_an_unknown_account_is_404(client: httpx.AsyncClient,
@@ -738,6 +786,22 @@ async def test_stale_revision_is_409(client: httpx.AsyncClient, factory: Factory
 
     current = ok(await client.get(url(account["id"]), headers=admin.headers))
     assert (current["description"], current["revision"]) == ("first", 2)
+
+
+async def test_concurrent_updates_of_one_revision_exactly_one_wins(
+        client: httpx.AsyncClient, factory: Factory) -> None:
+    admin = await factory.admin()
+    account = await factory.account("Client")
+
+    responses = await asyncio.gather(*(
+        client.put(url(account["id"]), headers=admin.headers,
+                   json={"description": f"edit {i}", "revision": 1}) for i in range(2)))
+
+    assert sorted(r.status_code for r in responses) == [200, 409]
+    winner = next(r.json() for r in responses if r.status_code == 200)
+    problem(next(r for r in responses if r.status_code == 409), 409)
+    current = ok(await client.get(url(account["id"]), headers=admin.headers))
+    assert (current["description"], current["revision"]) == (winner["description"], 2)
 
 
 async def test_changing_the_type_is_400(client: httpx.AsyncClient, factory: Factory) -> None:
@@ -874,6 +938,19 @@ async def test_another_operations_account_can_be_disabled(client: httpx.AsyncCli
 
     problem(await client.get(TOKENS, headers=other.headers), 401)
     ok(await client.get(TOKENS, headers=admin.headers))
+
+
+async def test_concurrent_disables_exactly_one_wins(client: httpx.AsyncClient,
+                                                   factory: Factory) -> None:
+    admin = await factory.admin()
+    account = await factory.account("Vendor")
+
+    responses = await asyncio.gather(*(action(client, admin, account["id"], "disable")
+                                       for _ in range(2)))
+
+    assert sorted(r.status_code for r in responses) == [200, 409]
+    current = ok(await client.get(url(account["id"]), headers=admin.headers))
+    assert (current["status"], current["revision"]) == ("Disabled", 2)
 
 
 @pytest.mark.parametrize("name", ["disable", "enable"])

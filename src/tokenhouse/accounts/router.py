@@ -121,7 +121,9 @@ async def _read_account_body(request: Request) -> tuple[Any, service.Icon | None
         raise ValidationFailed({"account": ["The account part (JSON) is required."]})
     raw = await part.read() if isinstance(part, UploadFile) else part
     upload = form.get("icon") or form.get("logo")
-    icon = await _read_icon(upload) if isinstance(upload, UploadFile) else None
+    if upload is not None and not isinstance(upload, UploadFile):
+        raise ValidationFailed({"icon": ["The icon must be sent as a file part."]})
+    icon = await _read_icon(upload) if upload is not None else None
     return parse_json(raw), icon
 
 

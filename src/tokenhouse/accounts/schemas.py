@@ -7,6 +7,7 @@ from pydantic import EmailStr, Field
 
 from tokenhouse.accounts.models import Account, UserGroup
 
+from tokenhouse.kit.timeutil import as_utc
 from tokenhouse.kit.wire import Audit, ReadOnlyFields, WireIn, WireOut
 
 AccountTypeName = Literal["Client", "Vendor", "Operations"]
@@ -105,8 +106,7 @@ def render_account(account: Account, *, full: bool = True) -> dict[str, Any]:
         "status": account.status,
         "name": account.name,
         "description": account.description,
-        "icon": (f"{href(account.id)}/icon?v={int(account.icon_updated_at.timestamp())}"
-                 if account.icon_updated_at else None),
+        "icon": _icon_link(account),
         "externalIds": {"pyraTenantId": account.pyra_tenant_id},
         "externalId": account.external_id,
         "externalName": account.external_name,
@@ -120,6 +120,14 @@ def render_account(account: Account, *, full: bool = True) -> dict[str, Any]:
         body["audit"] = account.render_audit()
         body["revision"] = account.revision
     return body
+
+
+def _icon_link(account: Account) -> str | None:
+    """The icon's address, versioned by upload time so that no cache serves an old one."""
+    if account.icon_updated_at is None:
+        return None
+    version = int(as_utc(account.icon_updated_at).timestamp() * 1000)
+    return f"{href(account.id)}/icon?v={version}"
 
 
 def render_group(group: UserGroup) -> dict[str, Any]:

@@ -65,9 +65,11 @@ async def create_account(*, session: AsyncSession, actor: Actor, data: AccountCr
                       description=f"Default user group of {data.name}")
     group.stamp_created(actor.by)
     account.groups.append(group)
+    if icon is not None:
+        account.icon_updated_at = utcnow()
     session.add(account)
     await session.flush()
-    await _set_icon(session, account, icon)
+    await _store_icon(session, account, icon)
     return account
 
 
@@ -84,9 +86,12 @@ async def update_account(*, session: AsyncSession, actor: Actor, account: Accoun
             raise ValidationFailed({"name": ["The name is required."]})
         account.name = data.name
     _apply(account, data)
-    await _set_icon(session, account, icon)
+    if icon is not None:
+        account.icon_updated_at = utcnow()
     account.stamp_updated(actor.by)
+    # One write of the account row (one revision); the icon bytes live in their own table.
     await session.flush()
+    await _store_icon(session, account, icon)
     return account
 
 
@@ -125,9 +130,9 @@ def _apply(account: Account, data: AccountFields) -> None:
         account.address = (data.address.model_dump(by_alias=True) if data.address else None)
 
 
-async def _set_icon(session: AsyncSession, account: Account, icon: Icon | None) -> None:
+async def _store_icon(session: AsyncSession, account: Account, icon: Icon | None) -> None:
     if icon is None:
         return
     await session.merge(AccountIcon(account_id=account.id, content_type=icon.content_type,
                                     data=icon.data))
-    account.icon_updated_at = utcnow()
+    await session.flush()
