@@ -4,12 +4,10 @@ PostgreSQL (a fresh database per run, dropped at the end).
 Set TOKENHOUSE_TEST_BACKENDS=sqlite to run on SQLite alone (PostgreSQL is on CI machines).
 """
 
-import os
-import secrets
-from collections.abc import AsyncIterator, Iterator
+
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -17,14 +15,13 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import delete
 
+from tests.databases import BACKENDS, create_pg_database, drop_pg_database, pg_url
 from tests.factories import Factory
 from tokenhouse.app import create_app
 from tokenhouse.kit.migrate import upgrade
 from tokenhouse.kit.settings import Settings
 from tokenhouse.models import Account, AccountIcon, ApiToken, UserGroup, token_modules
 
-PG_ADMIN_DSN = os.environ.get("TOKENHOUSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-BACKENDS = os.environ.get("TOKENHOUSE_TEST_BACKENDS", "sqlite,postgresql").split(",")
 TEST_KEY = "test-key-" + "k" * 40
 
 
@@ -33,29 +30,6 @@ def output_dir() -> Path:
     path = Path(__file__).resolve().parent.parent / "test-output"
     path.mkdir(exist_ok=True)
     return path
-
-
-async def create_pg_database() -> str:
-    name = f"tokenhouse_test_{secrets.token_hex(4)}"
-    connection = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    return name
-
-
-async def drop_pg_database(name: str) -> None:
-    connection = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
-def pg_url(name: str) -> str:
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{base}/{name}"
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -108,13 +82,3 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def factory(app: FastAPI, client: httpx.AsyncClient) -> Factory:
     return Factory(app, client)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def env_without_tokenhouse() -> Iterator[dict[str, str]]:
-    yield {k: v for k, v in os.environ.items() if not k.startswith("TOKENHOUSE_")}

@@ -1,4 +1,5 @@
-"""Helpers to run the `tokenhouse` command as real subprocesses in the CLI tests.
+"""Helpers to run the `tokenhouse` command as real subprocesses (the CLI tests, and the live
+server of the acceptance tests in tests/live_server.py).
 
 Every process started here is stopped by its own id: SIGTERM first, SIGKILL of its process group
 (the server and, with --workers, its worker processes) if it does not stop in time.
@@ -26,7 +27,8 @@ def tokenhouse_script() -> Path:
     """The `tokenhouse` console script next to the interpreter running the tests."""
     script = Path(sys.executable).parent / "tokenhouse"
     if not script.exists():
-        raise RuntimeError(f"no tokenhouse script next to {sys.executable} (expected {script})")
+        raise RuntimeError(f"no tokenhouse script next to {sys.executable} (expected {script}); "
+                           "run 'make install-test'")
     return script
 
 
@@ -45,10 +47,11 @@ def clean_env(**overrides: str) -> dict[str, str]:
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
             timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    """Run `tokenhouse <args>` to completion in `cwd`; stdout and stderr are captured apart."""
+    """Run `tokenhouse <args>` to completion in `cwd` (no stdin); stdout and stderr are
+    captured apart."""
     return subprocess.run([str(tokenhouse_script()), *args], cwd=cwd,
-                          env=env if env is not None else clean_env(), capture_output=True,
-                          text=True, timeout=timeout, check=False)
+                          env=env if env is not None else clean_env(), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def describe(result: subprocess.CompletedProcess[str]) -> str:
@@ -122,6 +125,14 @@ class Server:
         finally:
             if not self._log.closed:
                 self._log.close()
+
+    @property
+    def stopped_cleanly(self) -> bool:
+        """Whether the server has stopped cleanly: exit code 0 (`tokenhouse serve` turns the
+        signal uvicorn re-raises into a clean exit) and "Application shutdown complete." (the
+        lifespan shutdown ran) in the end of its log."""
+        return (self.process.poll() == 0
+                and "Application shutdown complete" in self.logs()[-2000:])
 
     def _kill_group(self) -> None:
         try:

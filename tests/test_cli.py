@@ -5,11 +5,8 @@ on PostgreSQL without TOKENHOUSE_SECRET_KEY, and secrets never reaching the disk
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
-import secrets
 import shutil
 import sqlite3
 import stat
@@ -19,14 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
+from tests.databases import fresh_pg_database, pg_fetch_sync
 from tests.processes import Server, clean_env, describe, run_cli
 
 pytestmark = pytest.mark.slow
 
-PG_ADMIN_DSN = os.environ.get("TOKENHOUSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SECRET_KEY = "cli-test-key-" + "c" * 40
 ACCOUNT_ID = re.compile(r"^ACC-\d{4}-\d{4}$")
 TOKEN_ID = re.compile(r"^TKN-\d{4}-\d{4}$")
@@ -203,25 +199,11 @@ def test_secret_is_not_stored_in_clear(installed: Installation) -> None:
 # --- PostgreSQL: the secret key is required --------------------------------------------------
 
 
-async def _pg(sql: str, database: str = "postgres") -> Any:
-    dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{database}"
-    connection = await asyncpg.connect(dsn)
-    try:
-        return await connection.fetch(sql)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 def pg_database() -> Iterator[tuple[str, str]]:
     """A fresh PostgreSQL database: (name, SQLAlchemy URL); dropped WITH (FORCE) after."""
-    name = f"tokenhouse_cli_{secrets.token_hex(4)}"
-    asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield name, f"{base}/{name}"
-    finally:
-        asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_pg_database("tokenhouse_cli") as database:
+        yield database
 
 
 @pytest.mark.parametrize("command", [["migrate"], ["bootstrap", "--json"],
@@ -236,8 +218,7 @@ def test_postgresql_without_secret_key_is_refused(command: list[str], tmp_path: 
     assert "Traceback" not in result.stdout + result.stderr, describe(result)
     assert "idt:" not in result.stdout, describe(result)
     # Nothing was done: no table, and no key file generated anywhere near.
-    tables = asyncio.run(_pg("SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
-                             name))
+    tables = pg_fetch_sync("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", name)
     assert tables == []
     assert not (tmp_path / "var").exists()
 
@@ -251,8 +232,8 @@ def test_postgresql_with_secret_key_migrates_and_bootstraps(tmp_path: Path,
     assert output["account"]["type"] == "Operations"
     secret = output["token"]["token"]
     assert secret.startswith(f"idt:{output['token']['id']}:")
-    rows = asyncio.run(_pg("SELECT a.id, a.type, t.id AS token_id, row_to_json(t)::text AS row "
-                           "FROM accounts a JOIN api_tokens t ON t.account_id = a.id", name))
+    rows = pg_fetch_sync("SELECT a.id, a.type, t.id AS token_id, row_to_json(t)::text AS row "
+                         "FROM accounts a JOIN api_tokens t ON t.account_id = a.id", name)
     assert [(r["id"], r["type"], r["token_id"]) for r in rows] == [
         (output["account"]["id"], "Operations", output["token"]["id"])]
     assert secret.rsplit(":", 1)[1] not in rows[0]["row"]

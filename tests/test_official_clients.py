@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from mpt_api_client import MPTClient
 from mpt_api_client.exceptions import MPTAPIError
 
-from tests.live_server import BACKENDS, LiveServer
+from tests.databases import BACKENDS
+from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +89,7 @@ def modules(admin: MPTClient) -> dict[str, str]:
 @pytest.fixture
 def client_account(server: LiveServer) -> dict[str, Any]:
     """A new Client account, created with a plain JSON POST by the admin."""
-    with raw(server, server.admin_secret) as http:
+    with server.client(server.admin_secret) as http:
         response = http.post(ACCOUNTS, json={"name": "Acceptance Client", "type": "Client"})
     assert response.status_code == 201, response.text
     return response.json()
@@ -130,11 +130,6 @@ def mpt_client(url: str, secret: str) -> MPTClient:
     return MPTClient.from_config(api_token=secret, base_url=url)  # pragma: no cover
 
 
-def raw(server: LiveServer, secret: str | None) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {secret}"} if secret is not None else {}
-    return httpx.Client(base_url=server.url, headers=headers, timeout=10.0)
-
-
 def token_body(account_id: str, module_ids: list[str], name: str,
                description: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"account": {"id": account_id}, "name": name,
@@ -146,7 +141,7 @@ def token_body(account_id: str, module_ids: list[str], name: str,
 
 def status_with(server: LiveServer, secret: str, token_id: str) -> int:
     """The status of `GET /api-tokens/{token_id}` made with `secret`, raw over HTTP."""
-    with raw(server, secret) as http:
+    with server.client(secret) as http:
         return http.get(f"{TOKENS}/{token_id}").status_code
 
 
@@ -358,7 +353,7 @@ def test_accounts_create_multipart_then_token_for_it(server: LiveServer, admin: 
     with_logo = admin.accounts.accounts.create({"name": "Client with logo", "type": "Client"},
                                                file=("logo.png", PNG, "image/png"))
     assert with_logo.icon
-    with raw(server, server.admin_secret) as http:
+    with server.client(server.admin_secret) as http:
         icon = http.get(with_logo.icon)
     assert icon.status_code == 200
     assert icon.headers["content-type"] == "image/png"
