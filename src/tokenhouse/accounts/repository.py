@@ -1,12 +1,61 @@
 """All SQL about accounts. Every read starts from what the actor may see."""
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tokenhouse.accounts.models import Account, AccountIcon, AccountType
+from tokenhouse.accounts.models import Account, AccountIcon, AccountStatus, AccountType, UserGroup
 from tokenhouse.auth.actor import Actor
-from tokenhouse.kit.paging import Page
+from tokenhouse.kit.audit import audit_schema
 from tokenhouse.kit.repository import fetch_page
+from tokenhouse.kit.rql import Collection, Obj, Query, Resource, Scalar
+
+ADDRESS = ("addressLine1", "addressLine2", "postCode", "city", "state", "country")
+
+
+def _groups_exist(condition):  # type: ignore[no-untyped-def]
+    statement = select(literal(1)).where(UserGroup.account_id == Account.id)
+    if condition is not None:
+        statement = statement.where(condition)
+    return statement.exists()
+
+
+def account_fields(*, full: bool) -> dict[str, Scalar | Obj | Collection]:
+    """An account's fields; nested in a token without groups and audit."""
+    fields: dict[str, Scalar | Obj | Collection] = {
+        "id": Scalar("string", Account.id, nullable=False),
+        "href": Scalar("string"),
+        "type": Scalar("enum", Account.type, nullable=False,
+                       values=tuple(t.value for t in AccountType)),
+        "status": Scalar("enum", Account.status, nullable=False,
+                         values=tuple(s.value for s in AccountStatus)),
+        "name": Scalar("string", Account.name, nullable=False),
+        "description": Scalar("string", Account.description),
+        "icon": Scalar("string"),
+        "externalIds": Obj({"pyraTenantId": Scalar("string", Account.pyra_tenant_id)}),
+        "externalId": Scalar("string", Account.external_id),
+        "externalName": Scalar("string", Account.external_name),
+        "serviceLevel": Scalar("string", Account.service_level),
+        "address": Obj({name: Scalar("string", Account.address[name].as_string())
+                        for name in ADDRESS}, presence=Account.address),
+        "technicalSupportEmail": Scalar("string", Account.technical_support_email),
+        "website": Scalar("string", Account.website),
+    }
+    if full:
+        fields["groups"] = Collection(Obj({
+            "id": Scalar("string", UserGroup.id, nullable=False),
+            "href": Scalar("string"),
+            "name": Scalar("string", UserGroup.name, nullable=False),
+            "description": Scalar("string", UserGroup.description),
+            "logo": Scalar("string", UserGroup.logo),
+            "isDefault": Scalar("boolean", UserGroup.is_default, nullable=False),
+            "modules": Scalar("string", filterable=False),
+        }), exists=_groups_exist)
+        fields["audit"] = audit_schema(Account, default=True)
+        fields["revision"] = Scalar("number", Account.revision, nullable=False)
+    return fields
+
+
+RESOURCE = Resource("accounts", Obj(account_fields(full=True)), Account.id)
 
 
 def visible(actor: Actor) -> Select[tuple[Account]]:
@@ -18,8 +67,8 @@ def visible(actor: Actor) -> Select[tuple[Account]]:
 
 
 async def list_visible(session: AsyncSession, actor: Actor,
-                       page: Page) -> tuple[list[Account], int]:
-    return await fetch_page(session, visible(actor), page, Account.id)
+                       query: Query) -> tuple[list[Account], int]:
+    return await fetch_page(session, visible(actor), RESOURCE, query)
 
 
 async def get_visible(session: AsyncSession, actor: Actor, account_id: str) -> Account | None:

@@ -11,10 +11,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from tokenhouse.accounts import service
+from tokenhouse.accounts.repository import RESOURCE
 from tokenhouse.accounts.schemas import AccountCreate, AccountOut, AccountUpdate, render_account
 from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit.db import Session
-from tokenhouse.kit.paging import envelope, parse_list_query
+from tokenhouse.kit import paging
+from tokenhouse.kit.rql import parse_query
 from tokenhouse.kit.problems import BadRequest, PayloadTooLarge, ValidationFailed
 from tokenhouse.kit.wire import (
     ListOf,
@@ -40,9 +42,11 @@ ICON_SIGNATURES = {
 
 @router.get("", response_model=ListOf[AccountOut], summary="List accounts")
 async def list_accounts(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
-    page = parse_list_query(request.url.query)
-    accounts, total = await service.list_accounts(session=session, actor=actor, page=page)
-    return JSONResponse(envelope([render_account(a) for a in accounts], page, total))
+    query = parse_query(request.url.query)
+    shape = paging.list_shape(query, RESOURCE)
+    accounts, total = await service.list_accounts(session=session, actor=actor, query=query)
+    return JSONResponse(paging.page([render_account(a) for a in accounts], query, total, shape,
+                                    RESOURCE))
 
 
 @router.post("", status_code=201, response_model=AccountOut, summary="Create an account",
@@ -56,9 +60,11 @@ async def create_account(request: Request, session: Session, actor: CurrentActor
 
 
 @router.get("/{account_id}", response_model=AccountOut, summary="Get an account")
-async def get_account(account_id: str, session: Session, actor: CurrentActor) -> JSONResponse:
+async def get_account(account_id: str, request: Request, session: Session,
+                      actor: CurrentActor) -> JSONResponse:
+    shape = paging.item_shape(paging.item_query(request.url.query), RESOURCE)
     account = await service.get_account(session=session, actor=actor, account_id=account_id)
-    return JSONResponse(render_account(account))
+    return JSONResponse(paging.item(render_account(account), shape, RESOURCE))
 
 
 @router.put("/{account_id}", response_model=AccountOut, summary="Change an account",

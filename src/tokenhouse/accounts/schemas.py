@@ -89,8 +89,10 @@ class AccountSummary(WireOut):
 
 class AccountOut(AccountSummary):
     groups: list[GroupOut]
-    audit: Audit
+    audit: Audit | None = Field(default=None, description="Omitted from list items unless "
+                                "selected (select=+audit).")
     revision: int
+    meta: dict[str, Any] | None = Field(default=None, alias="$meta")
 
 
 def href(account_id: str) -> str:

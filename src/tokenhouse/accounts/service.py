@@ -10,7 +10,7 @@ from tokenhouse.accounts.models import Account, AccountIcon, AccountStatus, User
 from tokenhouse.accounts.schemas import AccountCreate, AccountFields, AccountUpdate
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit import ids
-from tokenhouse.kit.paging import Page
+from tokenhouse.kit.rql import Query
 from tokenhouse.kit.problems import Conflict, Forbidden, NotFound, ValidationFailed
 from tokenhouse.kit.repository import new_unique_id
 from tokenhouse.kit.timeutil import utcnow
@@ -24,9 +24,9 @@ class Icon:
 
 
 async def list_accounts(*, session: AsyncSession, actor: Actor,
-                        page: Page) -> tuple[list[Account], int]:
+                        query: Query) -> tuple[list[Account], int]:
     """Every account for Operations; a Client or Vendor token sees only its own."""
-    return await repository.list_visible(session, actor, page)
+    return await repository.list_visible(session, actor, query)
 
 
 async def get_account(*, session: AsyncSession, actor: Actor, account_id: str) -> Account:

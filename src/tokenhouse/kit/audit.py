@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import DateTime, Integer, String
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
+from tokenhouse.kit.rql.schema import Obj, Scalar
 from tokenhouse.kit.timeutil import render, utcnow
 
 
@@ -56,6 +57,23 @@ class Audited:
         if self.updated_at is not None:
             audit["updated"] = _event(self.updated_at, self.updated_by_id, self.updated_by_name)
         return audit
+
+
+def audit_schema(model: Any, *, default: bool) -> Obj:
+    """The `audit` block of a resource's query schema (filterable, and selectable)."""
+
+    def by(id_column: Any, name_column: Any) -> Obj:
+        return Obj({"id": Scalar("string", id_column), "name": Scalar("string", name_column),
+                    "icon": Scalar("string"), "href": Scalar("string")},
+                   presence=id_column)
+
+    return Obj({
+        "created": Obj({"at": Scalar("datetime", model.created_at, nullable=False),
+                        "by": by(model.created_by_id, model.created_by_name)}),
+        "updated": Obj({"at": Scalar("datetime", model.updated_at),
+                        "by": by(model.updated_by_id, model.updated_by_name)},
+                       presence=model.updated_at),
+    }, default=default)
 
 
 def _event(at: datetime, by_id: str | None, by_name: str | None) -> dict[str, Any]:

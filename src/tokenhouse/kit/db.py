@@ -51,6 +51,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # Unicode lower case for ilike (SQLite's own lower() knows only ASCII); see kit/rql/sql.py.
+    dbapi_connection.create_function("th_fold", 1, _fold, deterministic=True)
+
+
+def _fold(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,71 +1,49 @@
-"""List query strings: `limit` and `offset`, and the `$meta`/`data` envelope.
+"""List and item responses: the `$meta`/`data` envelope, and `select` applied to both."""
 
-The raw query string is read as the platform's clients write it: parts split at `&`, `+` kept
-as a plus. Filtering, `select` and `order` are not implemented yet, so anything but an empty
-`select`/`order` and the paging parameters is refused with a 400, never silently ignored.
-"""
-
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
-from tokenhouse.kit.problems import BadRequest
+from tokenhouse.kit.rql import Query, Resource, parse_query
+from tokenhouse.kit.rql.parser import RqlError
+from tokenhouse.kit.rql.shape import Shape, compile_select, omitted_fields, project
 
-DEFAULT_LIMIT = 10
-MAX_LIMIT = 100
-PARAMETERS = ("limit", "offset", "select", "order")
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    limit: int = DEFAULT_LIMIT
-    offset: int = 0
+# Omitted from list items by default (as on the platform); `select=+audit` brings it back.
+LIST_OMITTED = ("audit",)
 
 
-def parse_list_query(raw: str) -> Page:
-    values = parse_parameters(raw)
-    return Page(limit=min(_whole(values, "limit", DEFAULT_LIMIT), MAX_LIMIT),
-                offset=_whole(values, "offset", 0))
+def item_query(raw: str) -> Query:
+    """The query string of a single-object request: `select` alone has a meaning there."""
+    query = parse_query(raw)
+    extra = sorted(query.given - {"select"})
+    if query.filter is not None or extra:
+        part = extra[0] if extra else "query"
+        raise RqlError(part, "Only 'select' applies to a single object; filters, order, "
+                             "limit and offset belong to lists.")
+    return query
 
 
-def parse_parameters(raw: str) -> dict[str, str]:
-    """The named parameters of a query string; a filter term or an unknown name is a 400."""
-    values: dict[str, str] = {}
-    for part in raw.split("&"):
-        if not part:
-            continue
-        name, has_value, value = part.partition("=")
-        key = unquote(name).lower()
-        if key not in PARAMETERS or not has_value:
-            raise BadRequest(
-                f"Unsupported query parameter '{unquote(part)[:100]}'. This server accepts "
-                "limit, offset, select and order (filtering is not available yet).",
-                errors={unquote(name)[:100] or "query": ["Unsupported query parameter."]})
-        if key in values:
-            raise BadRequest(f"The query parameter '{key}' is given more than once.",
-                             errors={key: ["Repeated query parameter."]})
-        values[key] = unquote(value)
-    for key in ("select", "order"):
-        if values.get(key):
-            raise BadRequest(f"'{key}' is not supported yet; send it empty or leave it out.",
-                             errors={key: [f"Unsupported {key} expression."]})
-    return values
+def list_shape(query: Query, resource: Resource) -> Shape:
+    return compile_select(query.select, resource.root, LIST_OMITTED)
 
 
-def _whole(values: dict[str, str], key: str, default: int) -> int:
-    text = values.get(key)
-    if text is None or text == "":
-        return default
-    if not text.isascii() or not text.isdigit() or len(text) > 9:
-        raise BadRequest(f"'{key}' must be a whole number from 0 up; got '{text[:50]}'.",
-                         errors={key: ["Must be a non-negative integer."]})
-    return int(text)
+def item_shape(query: Query, resource: Resource) -> Shape:
+    return compile_select(query.select, resource.root)
 
 
-def envelope(items: list[dict[str, Any]], page: Page, total: int,
-             omitted: list[str] | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"pagination": {"offset": page.offset, "limit": page.limit,
+def page(items: list[dict[str, Any]], query: Query, total: int, shape: Shape,
+         resource: Resource) -> dict[str, Any]:
+    # pagination holds exactly offset, limit and total: mpt-api-client builds a dataclass
+    # from it. `limit` is the effective (capped) one, which the client pages by.
+    meta: dict[str, Any] = {"pagination": {"offset": query.offset, "limit": query.limit,
                                            "total": total}}
+    omitted = omitted_fields(shape, resource.root)
     if omitted:
         meta["omitted"] = omitted
-    return {"$meta": meta, "data": items}
+    return {"$meta": meta, "data": [project(item, shape) for item in items]}
+
+
+def item(body: dict[str, Any], shape: Shape, resource: Resource) -> dict[str, Any]:
+    shaped = project(body, shape)
+    omitted = [name for name in omitted_fields(shape, resource.root) if name in body]
+    if omitted:
+        shaped["$meta"] = {"omitted": omitted}
+    return shaped

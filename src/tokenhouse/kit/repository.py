@@ -5,18 +5,25 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tokenhouse.kit.paging import Page
+from tokenhouse.kit.rql import Query, Resource
+from tokenhouse.kit.rql.sql import Compiler
 
 
-async def fetch_page(session: AsyncSession, statement: Select[Any], page: Page,
-                     order_by: Any) -> tuple[list[Any], int]:
-    """One page of `statement` in a stable order, with the total of the whole set."""
+async def fetch_page(session: AsyncSession, statement: Select[Any], resource: Resource,
+                     query: Query) -> tuple[list[Any], int]:
+    """One page of `statement` narrowed by the query's filter, in the query's order (ties
+    broken by id), with the total of the whole filtered set. `statement` is already scoped
+    to what the actor may see: the filter is ANDed to it and can never widen it."""
+    compiler = Compiler(resource, session.bind.dialect.name)
+    if query.filter is not None:
+        statement = statement.where(compiler.filter(query.filter))
+    order = compiler.order(query.order)
     total = await session.scalar(select(func.count()).select_from(
         statement.order_by(None).subquery()))
-    if page.limit == 0 or not total:
+    if query.limit == 0 or not total or query.offset >= total:
         return [], total or 0
-    rows = await session.scalars(statement.order_by(order_by).limit(page.limit)
-                                 .offset(page.offset))
+    rows = await session.scalars(statement.order_by(*order).limit(query.limit)
+                                 .offset(query.offset))
     return list(rows.unique()), total
 
 

@@ -5,9 +5,11 @@ from fastapi.responses import JSONResponse
 
 from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit.db import Session
-from tokenhouse.kit.paging import envelope, parse_list_query
+from tokenhouse.kit import paging
+from tokenhouse.kit.rql import parse_query
 from tokenhouse.kit.wire import ListOf
 from tokenhouse.modules import service
+from tokenhouse.modules.repository import RESOURCE
 from tokenhouse.modules.schemas import ModuleOut, render_module
 
 router = APIRouter(prefix="/public/v1/accounts/modules", tags=["Modules"])
@@ -15,13 +17,16 @@ router = APIRouter(prefix="/public/v1/accounts/modules", tags=["Modules"])
 
 @router.get("", response_model=ListOf[ModuleOut], summary="List modules")
 async def list_modules(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
-    page = parse_list_query(request.url.query)
-    modules, total = await service.list_modules(session=session, actor=actor, page=page)
-    return JSONResponse(envelope([render_module(m, audit=False) for m in modules], page, total,
-                                 omitted=["audit"]))
+    query = parse_query(request.url.query)
+    shape = paging.list_shape(query, RESOURCE)
+    modules, total = await service.list_modules(session=session, actor=actor, query=query)
+    return JSONResponse(paging.page([render_module(m) for m in modules], query, total, shape,
+                                    RESOURCE))
 
 
 @router.get("/{module_id}", response_model=ModuleOut, summary="Get a module")
-async def get_module(module_id: str, session: Session, actor: CurrentActor) -> JSONResponse:
+async def get_module(module_id: str, request: Request, session: Session,
+                     actor: CurrentActor) -> JSONResponse:
+    shape = paging.item_shape(paging.item_query(request.url.query), RESOURCE)
     module = await service.get_module(session=session, actor=actor, module_id=module_id)
-    return JSONResponse(render_module(module))
+    return JSONResponse(paging.item(render_module(module), shape, RESOURCE))

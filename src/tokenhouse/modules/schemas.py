@@ -4,6 +4,8 @@ from typing import Any
 
 
 
+from pydantic import Field
+
 from tokenhouse.kit.wire import Audit, WireOut
 from tokenhouse.modules.models import Module
 
@@ -29,6 +31,7 @@ class ModuleOut(WireOut):
     filters: dict[str, list[str]]
     audit: Audit | None = None
     revision: int | None = None
+    meta: dict[str, Any] | None = Field(default=None, alias="$meta")
 
 
 def href(module_id: str) -> str:

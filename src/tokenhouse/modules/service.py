@@ -4,7 +4,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenhouse.accounts.models import Account
 from tokenhouse.auth.actor import Actor
-from tokenhouse.kit.paging import Page
+from tokenhouse.kit.rql import Query
 from tokenhouse.kit.problems import NotFound, ValidationFailed
 from tokenhouse.kit.wire import Ref
 from tokenhouse.modules import repository
@@ -12,9 +12,9 @@ from tokenhouse.modules.models import Module
 
 
 async def list_modules(*, session: AsyncSession, actor: Actor,
-                       page: Page) -> tuple[list[Module], int]:
+                       query: Query) -> tuple[list[Module], int]:
     """The catalog entries the actor's account type may use (all of them for Operations)."""
-    return await repository.list_visible(session, actor, page)
+    return await repository.list_visible(session, actor, query)
 
 
 async def get_module(*, session: AsyncSession, actor: Actor, module_id: str) -> Module:

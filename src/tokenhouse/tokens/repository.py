@@ -1,19 +1,52 @@
 """All SQL about API tokens. Every read starts from what the actor may see."""
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
 
+from tokenhouse.accounts.repository import account_fields
 from tokenhouse.auth.actor import Actor
-from tokenhouse.kit.paging import Page
+from tokenhouse.kit.audit import audit_schema
 from tokenhouse.kit.repository import fetch_page
-from tokenhouse.tokens.models import ApiToken, TokenStatus
+from tokenhouse.kit.rql import Collection, Obj, Query, Resource, Scalar
+from tokenhouse.modules.models import Module
+from tokenhouse.modules.repository import module_fields
+from tokenhouse.tokens.models import ApiToken, TokenStatus, token_modules
+
+
+def _modules_exist(condition):  # type: ignore[no-untyped-def]
+    statement = (select(literal(1))
+                 .select_from(token_modules.join(Module, Module.id == token_modules.c.module_id))
+                 .where(token_modules.c.token_id == ApiToken.id))
+    if condition is not None:
+        statement = statement.where(condition)
+    return statement.exists()
+
+
+RESOURCE = Resource("api-tokens", Obj({
+    "id": Scalar("string", ApiToken.id, nullable=False),
+    "href": Scalar("string"),
+    "name": Scalar("string", ApiToken.name, nullable=False),
+    "description": Scalar("string", ApiToken.description),
+    "icon": Scalar("string", ApiToken.icon),
+    "status": Scalar("enum", ApiToken.status, nullable=False,
+                     values=tuple(s.value for s in TokenStatus)),
+    "lastAccessAt": Scalar("datetime", ApiToken.last_access_at),
+    # The secret: in the create response and a token's GET of itself only; never queried.
+    "token": Scalar("string", filterable=False),
+    "account": Obj(account_fields(full=False)),
+    "modules": Collection(Obj(module_fields(audit=False)), exists=_modules_exist),
+    "audit": audit_schema(ApiToken, default=True),
+    "revision": Scalar("number", ApiToken.revision, nullable=False),
+}), ApiToken.id)
 
 
 def visible(actor: Actor) -> Select[tuple[ApiToken]]:
     """The tenant scope, written once: Operations sees every token (Deleted included); a
     Client or Vendor token sees its own account's tokens that are not Deleted. Every read of
-    tokens on behalf of an actor starts here, so no filter can widen it."""
-    statement = select(ApiToken)
+    tokens on behalf of an actor starts here, and query filters are only ever ANDed to it."""
+    statement = (select(ApiToken).join(ApiToken.account)
+                 .options(contains_eager(ApiToken.account)))
     if not actor.is_operations:
         statement = statement.where(ApiToken.account_id == actor.account_id,
                                     ApiToken.status != TokenStatus.DELETED)
@@ -21,8 +54,8 @@ def visible(actor: Actor) -> Select[tuple[ApiToken]]:
 
 
 async def list_visible(session: AsyncSession, actor: Actor,
-                       page: Page) -> tuple[list[ApiToken], int]:
-    return await fetch_page(session, visible(actor), page, ApiToken.id)
+                       query: Query) -> tuple[list[ApiToken], int]:
+    return await fetch_page(session, visible(actor), RESOURCE, query)
 
 
 async def get_visible(session: AsyncSession, actor: Actor, token_id: str,
@@ -37,3 +70,5 @@ async def get_visible(session: AsyncSession, actor: Actor, token_id: str,
 async def find_by_secret_hash(session: AsyncSession, secret_hash: str) -> ApiToken | None:
     """The token a credential belongs to, whatever its state (the caller decides)."""
     return await session.scalar(select(ApiToken).where(ApiToken.secret_hash == secret_hash))
+
+

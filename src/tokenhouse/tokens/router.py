@@ -7,10 +7,12 @@ from fastapi.responses import JSONResponse
 
 from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit.db import Session
-from tokenhouse.kit.paging import envelope, parse_list_query
+from tokenhouse.kit import paging
+from tokenhouse.kit.rql import parse_query
 from tokenhouse.kit.wire import ListOf, body_doc, read_empty, read_json, validate
 from tokenhouse.tokens import service
 from tokenhouse.tokens.models import ApiToken
+from tokenhouse.tokens.repository import RESOURCE
 from tokenhouse.tokens.schemas import TokenCreate, TokenOut, TokenUpdate, render_token
 
 router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"])
@@ -19,18 +21,18 @@ router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"])
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _shape(request: Request, token: ApiToken, *, secret: str | None = None,
-           audit: bool = True) -> dict[str, Any]:
+def _shape(request: Request, token: ApiToken, *, secret: str | None = None) -> dict[str, Any]:
     last_access = request.app.state.last_access.seen(token.id, token.last_access_at)
-    return render_token(token, last_access=last_access, secret=secret, audit=audit)
+    return render_token(token, last_access=last_access, secret=secret)
 
 
 @router.get("", response_model=ListOf[TokenOut], summary="List API tokens")
 async def list_tokens(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
-    page = parse_list_query(request.url.query)
-    tokens, total = await service.list_tokens(session=session, actor=actor, page=page)
-    items = [_shape(request, token, audit=False) for token in tokens]
-    return JSONResponse(envelope(items, page, total, omitted=["audit"]))
+    query = parse_query(request.url.query)
+    shape = paging.list_shape(query, RESOURCE)
+    tokens, total = await service.list_tokens(session=session, actor=actor, query=query)
+    items = [_shape(request, token) for token in tokens]
+    return JSONResponse(paging.page(items, query, total, shape, RESOURCE))
 
 
 @router.post("", status_code=201, response_model=TokenOut, summary="Create an API token",
@@ -46,11 +48,12 @@ async def create_token(request: Request, session: Session, actor: CurrentActor) 
 @router.get("/{token_id}", response_model=TokenOut, summary="Get an API token")
 async def get_token(token_id: str, request: Request, session: Session,
                     actor: CurrentActor) -> JSONResponse:
+    shape = paging.item_shape(paging.item_query(request.url.query), RESOURCE)
     token = await service.get_token(session=session, actor=actor, token_id=token_id)
     # The secret is shown only to a caller that authenticated with this very token: it
     # already holds the secret, and `mpt-cli accounts add` reads it back from here.
     secret = _bearer_secret(request) if token.id == actor.token_id else None
-    return JSONResponse(_shape(request, token, secret=secret),
+    return JSONResponse(paging.item(_shape(request, token, secret=secret), shape, RESOURCE),
                         headers=NO_STORE if secret else None)
 
 

@@ -58,16 +58,18 @@ class TokenOut(WireOut):
                               "response and in a GET made with this very token.")
     account: AccountSummary
     modules: list[ModuleOut]
-    audit: Audit | None = None
+    audit: Audit | None = Field(default=None, description="Omitted from list items unless "
+                                "selected (select=+audit).")
     revision: int
+    meta: dict[str, Any] | None = Field(default=None, alias="$meta")
 
 
 def href(token_id: str) -> str:
     return f"/public/v1/accounts/api-tokens/{token_id}"
 
 
-def render_token(token: ApiToken, *, last_access: Any, secret: str | None = None,
-                 audit: bool = True) -> dict[str, Any]:
+def render_token(token: ApiToken, *, last_access: Any,
+                 secret: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": token.id,
         "href": href(token.id),
@@ -81,7 +83,6 @@ def render_token(token: ApiToken, *, last_access: Any, secret: str | None = None
         body["token"] = secret
     body["account"] = render_account(token.account, full=False)
     body["modules"] = [render_module(module, audit=False) for module in token.modules]
-    if audit:
-        body["audit"] = token.render_audit()
+    body["audit"] = token.render_audit()
     body["revision"] = token.revision
     return body

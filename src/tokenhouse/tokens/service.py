@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tokenhouse.accounts import repository as accounts
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit import crypto, ids
-from tokenhouse.kit.paging import Page
+from tokenhouse.kit.rql import Query
 from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
 from tokenhouse.kit.repository import new_unique_id
 from tokenhouse.modules.models import ACCESS_MANAGEMENT
@@ -21,10 +21,10 @@ from tokenhouse.tokens.schemas import TokenCreate, TokenUpdate
 
 
 async def list_tokens(*, session: AsyncSession, actor: Actor,
-                      page: Page) -> tuple[list[ApiToken], int]:
+                      query: Query) -> tuple[list[ApiToken], int]:
     """The tokens visible to the actor, one page, with the total."""
     actor.require(ACCESS_MANAGEMENT)
-    return await repository.list_visible(session, actor, page)
+    return await repository.list_visible(session, actor, query)
 
 
 async def get_token(*, session: AsyncSession, actor: Actor, token_id: str,

@@ -1,0 +1,326 @@
+"""From the raw query string to a `Query`: parameters, select and order items, filter tree.
+
+A hand-written recursive-descent parser, because the dialect's details decide correctness and
+no published parser implements them: whitespace is never skipped, a quote may only open a
+value, `,`/`&` and `|`/`;` are infix operators with AND binding tighter, `path=value`
+shortcuts fit anywhere a term does, and every error must name the offending part (see the
+README for the libraries we looked at).
+"""
+
+import re
+from dataclasses import dataclass
+
+from tokenhouse.kit.problems import BadRequest
+from tokenhouse.kit.rql.ast import (
+    And,
+    Compare,
+    Empty,
+    In,
+    Like,
+    Literal,
+    Node,
+    Not,
+    Null,
+    Operand,
+    Or,
+    Path,
+    Quantified,
+    Value,
+)
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 100
+PARAMETERS = ("limit", "offset", "select", "order")
+COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le")
+OPERATORS = (*COMPARISONS, "like", "ilike", "in", "out", "and", "or", "not", "any", "all")
+DELIMITERS = "(),&|;='\""
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
+
+
+class RqlError(BadRequest):
+    """A query that cannot be read; `part` names what is wrong (a field path, an operator, a
+    parameter, or `query` for syntax)."""
+
+    def __init__(self, part: str, message: str):
+        super().__init__(message, errors={part: [message]})
+
+
+@dataclass(frozen=True)
+class SelectItem:
+    include: bool
+    path: Path  # ("*",) for every top-level field
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    descending: bool
+    path: Path
+
+
+@dataclass(frozen=True)
+class Query:
+    filter: Node | None = None
+    select: tuple[SelectItem, ...] = ()
+    order: tuple[OrderKey, ...] = ()
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    # The parameters the query string named, and whether it had filter terms.
+    given: frozenset[str] = frozenset()
+
+
+def parse_query(raw: str) -> Query:
+    """Parse the text after `?` as the platform's clients write it."""
+    text = decode(raw)
+    params: dict[str, str] = {}
+    filters: list[str] = []
+    for part in split_parts(text):
+        name, has_value, value = part.partition("=")
+        key = name.lower()
+        if has_value and key in PARAMETERS:
+            if key in params:
+                raise RqlError(key, f"The parameter '{key}' is given more than once.")
+            params[key] = value
+        elif part.lower() == "render()":
+            continue  # a rendering directive; no resource here renders
+        else:
+            filters.append(part)
+    return Query(
+        filter=FilterParser("&".join(filters)).parse() if filters else None,
+        select=parse_select(params.get("select", "")),
+        order=parse_order(params.get("order", "")),
+        limit=min(_whole(params, "limit", DEFAULT_LIMIT), MAX_LIMIT),
+        offset=_whole(params, "offset", 0),
+        given=frozenset(params),
+    )
+
+
+def decode(raw: str) -> str:
+    """Percent-decode (`+` stays a plus; a `%` without two hex digits stays as it is)."""
+    data = PERCENT.sub(lambda m: bytes([int(m.group(1), 16)]), raw.encode("utf-8"))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RqlError("query", "The query is not valid UTF-8 once percent-decoded.") from None
+
+
+def split_parts(text: str) -> list[str]:
+    """Split at every `&` outside quotes and parentheses; empty parts are dropped."""
+    parts: list[str] = []
+    depth, quote, start = 0, "", 0
+    for i, char in enumerate(text):
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(depth - 1, 0)
+        elif char == "&" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [part for part in parts if part]
+
+
+def _whole(params: dict[str, str], key: str, default: int) -> int:
+    text = params.get(key)
+    if text is None or text == "":
+        return default
+    if not (text.isascii() and text.isdigit()):
+        raise RqlError(key, f"'{key}' must be a whole number from 0 up; got '{text[:40]}'.")
+    return min(int(text), 2**31 - 1)
+
+
+def _path(text: str, part: str, *, star: bool = False) -> Path:
+    if star and text == "*":
+        return ("*",)
+    names = tuple(text.split("."))
+    if not all(NAME.fullmatch(name) for name in names):
+        raise RqlError(part, f"Invalid property path '{text[:80]}' in {part}.")
+    return names
+
+
+def parse_select(value: str) -> tuple[SelectItem, ...]:
+    items = []
+    for item in value.split(",") if value else ():
+        sign, rest = (item[0], item[1:]) if item[:1] in "+- " else ("+", item)
+        items.append(SelectItem(include=sign != "-", path=_path(rest, "select", star=True)))
+    return tuple(items)
+
+
+def parse_order(value: str) -> tuple[OrderKey, ...]:
+    keys = []
+    for item in value.split(",") if value else ():
+        sign, rest = (item[0], item[1:]) if item[:1] in "+- " else ("+", item)
+        keys.append(OrderKey(descending=sign == "-", path=_path(rest, "order")))
+    return tuple(keys)
+
+
+class FilterParser:
+    """filter = disjunction; disjunction = conjunction {("|"|";") conjunction};
+    conjunction = term {("&"|",") term}; term = call | shortcut | "(" disjunction ")"."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.pos = 0
+
+    def parse(self) -> Node:
+        node = self.disjunction()
+        if self.pos != len(self.text):
+            self.fail(f"Unexpected '{self.text[self.pos]}'")
+        return node
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def fail(self, what: str, part: str = "query") -> None:
+        shown = self.text[max(0, self.pos - 30):self.pos + 30]
+        raise RqlError(part, f"{what} at position {self.pos + 1} of the filter, near '{shown}'.")
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            found = f"'{self.peek()}'" if self.peek() else "the end"
+            self.fail(f"Expected '{char}' but found {found}")
+        self.pos += 1
+
+    def name(self) -> str:
+        match = NAME.match(self.text, self.pos)
+        if not match:
+            found = f"'{self.peek()}'" if self.peek() else "the end"
+            self.fail(f"Expected a name but found {found}")
+        self.pos = match.end()
+        return match.group()
+
+    def path(self) -> Path:
+        names = [self.name()]
+        while self.peek() == ".":
+            self.pos += 1
+            names.append(self.name())
+        return tuple(names)
+
+    # -- grammar --------------------------------------------------------------------------
+
+    def disjunction(self) -> Node:
+        items = [self.conjunction()]
+        while self.peek() in ("|", ";") and self.peek():
+            self.pos += 1
+            items.append(self.conjunction())
+        return items[0] if len(items) == 1 else Or(tuple(items))
+
+    def conjunction(self) -> Node:
+        items = [self.term()]
+        while self.peek() in ("&", ",") and self.peek():
+            self.pos += 1
+            items.append(self.term())
+        return items[0] if len(items) == 1 else And(tuple(items))
+
+    def term(self) -> Node:
+        if self.peek() == "(":
+            self.pos += 1
+            node = self.disjunction()
+            self.expect(")")
+            return node
+        start = self.pos
+        path = self.path()
+        if self.peek() == "(":
+            if len(path) != 1 or path[0].lower() not in OPERATORS:
+                self.pos = start
+                name = ".".join(path)
+                raise RqlError(name, f"Unknown expression group '{name}'.")
+            self.pos += 1
+            node = self.call(path[0].lower())
+            self.expect(")")
+            return node
+        if self.peek() == "=":
+            self.pos += 1
+            value = self.operand("Invalid equals shortcut: ")
+            if self.peek() == "=":
+                self.fail("Invalid equals shortcut: more than one '='")
+            return Compare("eq", path, value)
+        self.fail(f"Expected an operator or '=' after '{'.'.join(path)}'")
+        raise AssertionError  # unreachable
+
+    def call(self, op: str) -> Node:
+        if op in ("and", "or"):
+            items = [self.argument()]
+            while self.peek() == ",":
+                self.pos += 1
+                items.append(self.argument())
+            return items[0] if len(items) == 1 else (And if op == "and" else Or)(tuple(items))
+        if op == "not":
+            return Not(self.argument())
+        path = self.path()
+        if op in ("any", "all"):
+            if self.peek() != ",":
+                if op == "all":
+                    self.fail("all() needs a condition: all(collection,condition)")
+                return Quantified(False, path, None)
+            self.pos += 1
+            return Quantified(op == "all", path, self.argument())
+        self.expect(",")
+        if op in COMPARISONS:
+            return Compare(op, path, self.operand())
+        if op in ("like", "ilike"):
+            return Like(path, self.value(), fold=op == "ilike")
+        # in / out
+        if self.peek() == "(":
+            self.pos += 1
+            if self.peek() == ")":
+                self.fail(f"{op}() needs at least one value")
+            values = [self.value()]
+            while self.peek() == ",":
+                self.pos += 1
+                values.append(self.value())
+            self.expect(")")
+        else:
+            values = [self.value()]
+        return In(path, tuple(values), negate=op == "out")
+
+    def argument(self) -> Node:
+        """A term inside a named operator: only `,` separates arguments there."""
+        node = self.term()
+        if self.peek() in ("&", "|", ";") and self.peek():
+            self.fail(f"Only ',' separates arguments; found '{self.peek()}'")
+        return node
+
+    def operand(self, context: str = "") -> Operand:
+        if self.keyword("null()"):
+            return Null()
+        return self.value(context)
+
+    def keyword(self, word: str) -> bool:
+        end = self.pos + len(word)
+        if self.text[self.pos:end].lower() == word and (end == len(self.text)
+                                                       or self.text[end] in "),&|;"):
+            self.pos = end
+            return True
+        return False
+
+    def value(self, context: str = "") -> Value:
+        if self.keyword("empty()"):
+            return Empty()
+        char = self.peek()
+        if char in ("'", '"'):
+            end = self.text.find(char, self.pos + 1)
+            if end < 0:
+                self.fail(f"{context}Unterminated quote")
+            literal = Literal(self.text[self.pos + 1:end], quoted=True)
+            self.pos = end + 1
+        else:
+            start = self.pos
+            while self.pos < len(self.text) and self.text[self.pos] not in DELIMITERS:
+                self.pos += 1
+            if self.pos == start:
+                found = f"'{char}'" if char else "the end"
+                self.fail(f"{context}Expected a value but found {found}")
+            if self.peek() in ("'", '"'):
+                self.fail(f"{context}A quote inside a value; quote the whole value")
+            literal = Literal(self.text[start:self.pos], quoted=False)
+        if self.peek() not in ("", ")", ",", "&", "|", ";"):
+            self.fail(f"{context}Unexpected '{self.peek()}' after a value")
+        return literal
