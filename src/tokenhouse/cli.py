@@ -3,6 +3,11 @@
 import asyncio
 import json
 import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import IO, Any
 
 from typing import Annotated
 
@@ -85,20 +90,15 @@ def bootstrap(
     module. The secret is printed once; it cannot be shown again."""
     from tokenhouse.accounts.schemas import render_account
     from tokenhouse.bootstrap import bootstrap as run_bootstrap
-    from tokenhouse.kit.db import create_engine, session_factory
     from tokenhouse.tokens.schemas import render_token
 
     settings = _settings()
 
     async def run() -> dict | None:
-        engine = create_engine(settings)
-        try:
-            async with session_factory(engine)() as session:
-                result = await run_bootstrap(session=session, key=settings.hmac_key(),
-                                             account_name=account_name, if_empty=if_empty)
-                await session.commit()
-        finally:
-            await engine.dispose()
+        async with _session(settings) as session:
+            result = await run_bootstrap(session=session, key=settings.hmac_key(),
+                                         account_name=account_name, if_empty=if_empty)
+            await session.commit()
         if result is None:
             return None
         return {"account": render_account(result.account),
@@ -117,6 +117,126 @@ def bootstrap(
                f"Admin token:        {token['id']}\n\n"
                f"    {token['token']}\n\n"
                "This secret is shown once and cannot be recovered: keep it now.")
+
+
+@app.command("export")
+def export_store(
+    file: Annotated[Path | None, typer.Argument(help="Where to write (default: stdout).")] = None,
+) -> None:
+    """Write the whole store as JSON Lines: accounts, modules, then tokens (with their secret
+    hashes, so they authenticate again after an import with the same secret key)."""
+    from tokenhouse.transfer.service import export_lines
+
+    settings = _settings()
+
+    async def run(out: IO[str]) -> int:
+        count = 0
+        async with _session(settings) as session:
+            async for line in export_lines(session=session):
+                out.write(line + "\n")
+                count += 1
+        return count
+
+    if file is None:
+        count = asyncio.run(run(sys.stdout))
+    else:
+        with file.open("w", encoding="utf-8") as out:
+            count = asyncio.run(run(out))
+    typer.echo(f"exported {count} objects", err=True)
+
+
+@app.command("import")
+def import_store(
+    file: Annotated[Path, typer.Argument(help="A JSON Lines file made by 'export'.")],
+) -> None:
+    """Load an export file, keeping ids and timestamps. All or nothing: a bad line is named
+    with its line number and nothing is written."""
+    from tokenhouse.transfer.service import ImportFailed, import_lines
+
+    settings = _settings()
+    if not file.is_file():
+        typer.secho(f"error: no file {file}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2)
+    total = sum(1 for _ in file.open("rb"))
+
+    async def run(progress: Any) -> Any:
+        async with _session(settings) as session:
+            with file.open(encoding="utf-8") as lines:
+                result = await import_lines(session=session, lines=lines, progress=progress)
+            await session.commit()
+            return result
+
+    try:
+        if sys.stderr.isatty():
+            with typer.progressbar(length=total, label="checking", file=sys.stderr) as bar:
+                result = asyncio.run(run(bar.update))
+        else:
+            result = asyncio.run(run(None))
+    except ImportFailed as exc:
+        typer.secho(f"error: {exc.detail}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    except UnicodeDecodeError:
+        typer.secho("error: the file is not UTF-8 text; nothing was imported.", err=True,
+                    fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    typer.echo(f"imported {result.accounts} accounts, {result.modules} modules, "
+               f"{result.tokens} tokens", err=True)
+
+
+tokens_app = typer.Typer(help="API tokens, as the platform operator sees them.",
+                         no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("list")
+def list_tokens(
+    query: Annotated[str, typer.Option(help="A query string, as after '?' in "
+                                            "GET /public/v1/accounts/api-tokens?...")] = "",
+) -> None:
+    """Print, as JSON, what GET /public/v1/accounts/api-tokens?QUERY answers to the platform
+    operator (every account, Deleted tokens included): same parser, same services."""
+    from tokenhouse.auth.actor import system_actor
+    from tokenhouse.kit import paging
+    from tokenhouse.kit.problems import Problem
+    from tokenhouse.kit.rql import parse_query
+    from tokenhouse.modules.repository import all_modules
+    from tokenhouse.tokens import service
+    from tokenhouse.tokens.repository import RESOURCE
+    from tokenhouse.tokens.schemas import render_token
+
+    settings = _settings()
+
+    async def run() -> dict[str, Any]:
+        parsed = parse_query(query)
+        shape = paging.list_shape(parsed, RESOURCE)
+        async with _session(settings) as session:
+            catalog = await all_modules(session)
+            actor = system_actor(frozenset(m.name for m in catalog),
+                                 frozenset(m.id for m in catalog))
+            tokens, total = await service.list_tokens(session=session, actor=actor,
+                                                      query=parsed)
+            items = [render_token(t, last_access=t.last_access_at) for t in tokens]
+        return paging.page(items, parsed, total, shape, RESOURCE)
+
+    try:
+        body = asyncio.run(run())
+    except Problem as exc:
+        typer.echo(json.dumps({"status": exc.status, "detail": exc.detail,
+                               "errors": exc.errors}, indent=2))
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+
+
+@asynccontextmanager
+async def _session(settings: Settings) -> AsyncIterator[Any]:
+    from tokenhouse.kit.db import create_engine, session_factory
+
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 def _safe_url(settings: Settings) -> str:

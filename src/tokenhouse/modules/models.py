@@ -14,7 +14,7 @@ class Module(Audited, Base):
     __tablename__ = "modules"
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str | None] = mapped_column(Text)
     account_types: Mapped[list[str]] = mapped_column(JsonDoc)
     is_enabled_by_default: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -33,7 +33,7 @@ RESOURCE = Resource("api-tokens", Obj({
                      values=tuple(s.value for s in TokenStatus)),
     "lastAccessAt": Scalar("datetime", ApiToken.last_access_at),
     # The secret: in the create response and a token's GET of itself only; never queried.
-    "token": Scalar("string", filterable=False),
+    "token": Scalar("string", filterable=False, conditional=True),
     "account": Obj(account_fields(full=False)),
     "modules": Collection(Obj(module_fields(audit=False)), exists=_modules_exist),
     "audit": audit_schema(ApiToken, default=True),

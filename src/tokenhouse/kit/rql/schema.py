@@ -31,6 +31,8 @@ class Scalar:
     values: tuple[str, ...] = ()  # the members of an enum
     default: bool = True  # in the default response shape
     filterable: bool = True
+    # Shown only in some responses (a token's secret): never named in `$meta.omitted`.
+    conditional: bool = False
 
 
 @dataclass(frozen=True)

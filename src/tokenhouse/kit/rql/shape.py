@@ -44,7 +44,8 @@ def compile_select(items: tuple[SelectItem, ...], root: Obj,
 
 def omitted_fields(shape: Shape, root: Obj) -> list[str]:
     """Top-level fields outside the shape, in schema order."""
-    return [name for name in root.fields if name not in shape]
+    return [name for name, field in root.fields.items()
+            if name not in shape and not getattr(field, "conditional", False)]
 
 
 def project(value: dict[str, Any], shape: Shape) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Import and export of the whole store (JSON Lines), for backups and migrations."""

@@ -1,0 +1,48 @@
+"""All SQL of import and export: bulk reads and bulk writes with SQLAlchemy Core (the ORM's
+unit of work would make a 100,000-token import take minutes)."""
+
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenhouse.accounts.models import Account, UserGroup
+from tokenhouse.modules.models import Module
+from tokenhouse.tokens.models import ApiToken, token_modules
+
+BATCH = 2000
+
+
+async def existing_ids(session: AsyncSession, model: Any, ids: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    pending = list(ids)
+    for start in range(0, len(pending), BATCH):
+        chunk = pending[start:start + BATCH]
+        found.update(await session.scalars(select(model.id).where(model.id.in_(chunk))))
+    return found
+
+
+async def insert_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+    connection = await session.connection()
+    for start in range(0, len(rows), BATCH):
+        await connection.execute(insert(table), rows[start:start + BATCH])
+
+
+async def update_module(session: AsyncSession, module_id: str, values: dict[str, Any]) -> None:
+    connection = await session.connection()
+    await connection.execute(update(Module.__table__).where(Module.id == module_id)
+                             .values(**values))
+
+
+TABLES = {"accounts": Account.__table__, "user_groups": UserGroup.__table__,
+          "modules": Module.__table__, "api_tokens": ApiToken.__table__,
+          "api_token_modules": token_modules}
+
+
+async def stream(session: AsyncSession, model: Any) -> AsyncIterator[Any]:
+    """Every row of `model` in id order, loaded in batches."""
+    result = await session.stream_scalars(
+        select(model).order_by(model.id).execution_options(yield_per=500))
+    async for row in result:
+        yield row

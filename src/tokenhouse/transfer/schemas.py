@@ -1,0 +1,119 @@
+"""The lines of an export file: each object in its public API shape, plus a token's stored
+secret hash. Read-only and derived properties (`href`, `$meta`, links) are accepted and
+ignored; anything else unknown is an error, so that a typo never loses data silently."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from tokenhouse.kit.timeutil import as_utc
+
+
+class Line(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str
+    href: Any = None
+    meta: Any = Field(default=None, alias="$meta")
+
+
+class ByIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str | None = None
+    name: str | None = None
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    at: AwareDatetime
+    by: ByIn | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return as_utc(value)
+
+
+class AuditIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    created: EventIn | None = None
+    updated: EventIn | None = None
+
+
+class AddressIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    addressLine1: str | None = None
+    addressLine2: str | None = None
+    postCode: str | None = None
+    city: str | None = None
+    state: str | None = None
+    country: str | None = None
+
+
+class GroupIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(pattern=r"^UGR-\d{4}-\d{4}$")
+    name: str = Field(min_length=1, max_length=255)
+    description: str | None = None
+    logo: str | None = None
+    isDefault: bool = False
+
+
+class AccountLine(Line):
+    id: str = Field(pattern=r"^ACC-\d{4}-\d{4}$")
+    name: str = Field(min_length=1, max_length=255)
+    type: Literal["Client", "Vendor", "Operations"]
+    status: Literal["Active", "Enabled", "Disabled"] = "Active"
+    description: str | None = None
+    icon: Any = None  # a link to the icon; icons themselves are not exported
+    externalIds: dict[str, str | None] | None = None
+    externalId: str | None = None
+    externalName: str | None = None
+    serviceLevel: str | None = None
+    address: AddressIn | None = None
+    technicalSupportEmail: str | None = None
+    website: str | None = None
+    groups: list[GroupIn] = []
+    audit: AuditIn | None = None
+    revision: int = Field(default=1, ge=1)
+
+
+class ModuleLine(Line):
+    id: str = Field(pattern=r"^MOD-\d{4}$")
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    description: str | None = None
+    accountTypes: list[Literal["Client", "Vendor", "Operations"]] | None = None
+    isEnabledByDefault: bool | None = None
+    isConfigurable: bool | None = None
+    paid: bool | None = None
+    settings: dict[str, Any] | None = None
+    filters: dict[str, list[str]] | None = None
+    audit: AuditIn | None = None
+    revision: int | None = Field(default=None, ge=1)
+
+
+class RefIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+
+
+class TokenLine(Line):
+    id: str = Field(pattern=r"^TKN-\d{4}-\d{4}$")
+    name: str = Field(min_length=1, max_length=255)
+    description: str | None = Field(default=None, max_length=2000)
+    icon: str | None = None
+    status: Literal["Active", "Disabled", "Deleted"] = "Active"
+    lastAccessAt: AwareDatetime | None = None
+    account: RefIn
+    modules: list[RefIn] = []
+    audit: AuditIn | None = None
+    revision: int = Field(default=1, ge=1)
+    # The keyed hash of the secret (never the secret): the token authenticates again after
+    # an import into a server with the same TOKENHOUSE_SECRET_KEY.
+    secretHash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("lastAccessAt")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return as_utc(value) if value else None
