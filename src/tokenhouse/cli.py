@@ -7,9 +7,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import IO, Any
-
-from typing import Annotated
+from typing import IO, Annotated, Any
 
 import typer
 

@@ -14,10 +14,10 @@ from tokenhouse.accounts import service
 from tokenhouse.accounts.repository import RESOURCE
 from tokenhouse.accounts.schemas import AccountCreate, AccountOut, AccountUpdate, render_account
 from tokenhouse.auth.dependencies import CurrentActor
-from tokenhouse.kit.db import Session
 from tokenhouse.kit import paging
-from tokenhouse.kit.rql import parse_query
+from tokenhouse.kit.db import Session
 from tokenhouse.kit.problems import BadRequest, PayloadTooLarge, ValidationFailed
+from tokenhouse.kit.rql import parse_query
 from tokenhouse.kit.wire import (
     ListOf,
     body_doc,

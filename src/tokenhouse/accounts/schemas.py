@@ -6,7 +6,6 @@ from uuid import UUID
 from pydantic import EmailStr, Field
 
 from tokenhouse.accounts.models import Account, UserGroup
-
 from tokenhouse.kit.timeutil import as_utc
 from tokenhouse.kit.wire import Audit, ReadOnlyFields, WireIn, WireOut
 

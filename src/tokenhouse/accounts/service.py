@@ -10,9 +10,9 @@ from tokenhouse.accounts.models import Account, AccountIcon, AccountStatus, User
 from tokenhouse.accounts.schemas import AccountCreate, AccountFields, AccountUpdate
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit import ids
-from tokenhouse.kit.rql import Query
 from tokenhouse.kit.problems import Conflict, Forbidden, NotFound, ValidationFailed
 from tokenhouse.kit.repository import new_unique_id
+from tokenhouse.kit.rql import Query
 from tokenhouse.kit.timeutil import utcnow
 from tokenhouse.modules.models import ACCOUNT_MANAGEMENT
 

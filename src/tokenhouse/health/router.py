@@ -19,5 +19,6 @@ async def readyz(request: Request) -> JSONResponse:
         async with request.app.state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as exc:
-        raise ServiceUnavailable(f"The database cannot be reached ({type(exc).__name__}).") from None
+        raise ServiceUnavailable(
+            f"The database cannot be reached ({type(exc).__name__}).") from None
     return JSONResponse({"status": "ok", "database": "ok"})

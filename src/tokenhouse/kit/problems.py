@@ -13,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokenhouse.kit.tracing import current_trace_id, new_trace_id, trace_id_var

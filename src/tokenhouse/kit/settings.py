@@ -66,7 +66,8 @@ def _key_file(path: Path) -> bytes:
     except FileExistsError:
         key = path.read_bytes().strip()
         if len(key) < 32:
-            raise ConfigurationError(f"The key file {path} is damaged; restore it from backup.")
+            raise ConfigurationError(
+                f"The key file {path} is damaged; restore it from backup.") from None
         return key
     with os.fdopen(fd, "wb") as handle:
         handle.write(secrets.token_urlsafe(48).encode())

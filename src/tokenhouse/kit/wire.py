@@ -7,7 +7,13 @@ from fastapi import Request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from tokenhouse.kit.problems import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed, validation_errors
+from tokenhouse.kit.problems import (
+    BadRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    validation_errors,
+)
 
 MAX_JSON_BYTES = 1024 * 1024
 # Models of the bodies documented with `body_doc`; the app adds them to the OpenAPI components.

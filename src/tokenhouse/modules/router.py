@@ -4,8 +4,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from tokenhouse.auth.dependencies import CurrentActor
-from tokenhouse.kit.db import Session
 from tokenhouse.kit import paging
+from tokenhouse.kit.db import Session
 from tokenhouse.kit.rql import parse_query
 from tokenhouse.kit.wire import ListOf
 from tokenhouse.modules import service

@@ -2,8 +2,6 @@
 
 from typing import Any
 
-
-
 from pydantic import Field
 
 from tokenhouse.kit.wire import Audit, WireOut

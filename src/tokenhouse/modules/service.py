@@ -4,8 +4,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenhouse.accounts.models import Account
 from tokenhouse.auth.actor import Actor
-from tokenhouse.kit.rql import Query
 from tokenhouse.kit.problems import NotFound, ValidationFailed
+from tokenhouse.kit.rql import Query
 from tokenhouse.kit.wire import Ref
 from tokenhouse.modules import repository
 from tokenhouse.modules.models import Module

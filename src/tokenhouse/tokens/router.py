@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from tokenhouse.auth.dependencies import CurrentActor
-from tokenhouse.kit.db import Session
 from tokenhouse.kit import paging
+from tokenhouse.kit.db import Session
 from tokenhouse.kit.rql import parse_query
 from tokenhouse.kit.wire import ListOf, body_doc, read_empty, read_json, validate
 from tokenhouse.tokens import service

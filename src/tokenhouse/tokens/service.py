@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tokenhouse.accounts import repository as accounts
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit import crypto, ids
-from tokenhouse.kit.rql import Query
 from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
 from tokenhouse.kit.repository import new_unique_id
+from tokenhouse.kit.rql import Query
 from tokenhouse.modules.models import ACCESS_MANAGEMENT
 from tokenhouse.modules.service import grantable
 from tokenhouse.tokens import repository
