@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # mpt-cli pins an older mpt-api-client than the tests use, so it lives in a venv of its own.
 CLI_VENV := .venv-mptcli
 
-.PHONY: run test install install-test serve bench-deps clean
+.PHONY: run test install install-test browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,14 @@ $(CLI_VENV)/bin/mpt-cli:
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test $(CLI_VENV)/bin/mpt-cli
+# Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: install Debian's chromium package for the browser tests"; fi; }
+
+install-test: $(VENV)/.installed-test $(CLI_VENV)/bin/mpt-cli browser
 
 run: install
 	$(BIN)/tokenhouse migrate

@@ -16,6 +16,8 @@ from tokenhouse.kit.db import create_engine, session_factory
 from tokenhouse.kit.settings import Settings, get_settings
 from tokenhouse.kit.wire import BODY_MODELS, ProblemDocument
 from tokenhouse.modules.router import router as modules_router
+from tokenhouse.portal.router import mount as mount_portal
+from tokenhouse.portal.router import router as portal_router
 from tokenhouse.tokens.router import router as tokens_router
 
 OPENAPI_URL = "/public/v1/accounts/openapi.json"
@@ -52,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tokens_router)
     app.include_router(modules_router)
     app.include_router(accounts_router)
+    app.include_router(portal_router)
+    mount_portal(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
