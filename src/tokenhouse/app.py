@@ -9,6 +9,8 @@ from fastapi.openapi.utils import get_openapi
 
 from tokenhouse import __version__
 from tokenhouse.accounts.router import router as accounts_router
+from tokenhouse.auth.cache import CredentialCache
+from tokenhouse.auth.invalidation import CACHE, InvalidationListener
 from tokenhouse.auth.last_access import LastAccessRecorder
 from tokenhouse.health.router import router as health_router
 from tokenhouse.kit import problems
@@ -32,16 +34,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         app.state.engine = engine
-        app.state.sessions = session_factory(engine)
+        app.state.credentials = CredentialCache(settings.credential_cache_size)
+        # Sessions carry the cache, so that a commit drops what it invalidated at once.
+        app.state.sessions = session_factory(engine, info={CACHE: app.state.credentials})
         app.state.hmac_key = hmac_key
         app.state.last_access = LastAccessRecorder(app.state.sessions,
                                                    settings.last_access_interval)
+        listener = InvalidationListener(engine, app.state.credentials)
+        await listener.start()
         app.state.last_access.start()
         try:
             yield
         finally:
             # Runs after in-flight requests finished: nothing recorded is lost on a clean stop.
             await app.state.last_access.stop()
+            await listener.stop()
             await engine.dispose()
 
     app = FastAPI(title="tokenhouse", version=__version__, lifespan=lifespan,

@@ -9,6 +9,7 @@ from tokenhouse.accounts import repository
 from tokenhouse.accounts.models import Account, AccountIcon, AccountStatus, UserGroup
 from tokenhouse.accounts.schemas import AccountCreate, AccountFields, AccountUpdate
 from tokenhouse.auth.actor import Actor
+from tokenhouse.auth.invalidation import announce
 from tokenhouse.kit import ids
 from tokenhouse.kit.problems import Conflict, Forbidden, NotFound, ValidationFailed
 from tokenhouse.kit.repository import new_unique_id
@@ -103,6 +104,7 @@ async def disable_account(*, session: AsyncSession, actor: Actor, account: Accou
         raise Conflict("The account is already Disabled.")
     account.status = AccountStatus.DISABLED
     account.stamp_updated(actor.by)
+    announce(session, "account", account.id)
     await session.flush()
     return account
 
@@ -113,6 +115,7 @@ async def enable_account(*, session: AsyncSession, actor: Actor, account: Accoun
                        "enabled.")
     account.status = AccountStatus.ACTIVE
     account.stamp_updated(actor.by)
+    announce(session, "account", account.id)
     await session.flush()
     return account
 

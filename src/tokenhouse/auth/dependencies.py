@@ -18,7 +18,8 @@ async def current_actor(request: Request, session: Session) -> Actor:
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthorized("Use the Bearer scheme: 'Authorization: Bearer <token>'.")
     actor = await authenticate(session=session, secret=secret.strip(),
-                               key=request.app.state.hmac_key)
+                               key=request.app.state.hmac_key,
+                               cache=request.app.state.credentials)
     if actor.token_id is not None:
         request.app.state.last_access.touch(actor.token_id)
     return actor

@@ -64,9 +64,10 @@ def _fold(value: str | None) -> str | None:
     return value.lower() if isinstance(value, str) else value
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def session_factory(engine: AsyncEngine,
+                    info: dict[str, Any] | None = None) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: objects are shaped into responses after the commit.
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:

@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite+aiosqlite:///{DEFAULT_DATA_DIR / 'tokenhouse.db'}"
     secret_key: SecretStr | None = None
     # How often the recorded `lastAccessAt` values are written to the database.
-    last_access_interval: float = Field(default=5.0, gt=0)
+    last_access_interval: float = Field(default=10.0, gt=0)
+    # Verified credentials kept in each process (see auth/cache.py).
+    credential_cache_size: int = Field(default=100_000, ge=0)
     log_level: str = "info"
 
     @property

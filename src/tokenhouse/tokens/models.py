@@ -1,7 +1,7 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Table, Text
+from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Table, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tokenhouse.accounts.models import Account
@@ -26,7 +26,11 @@ token_modules = Table(
 
 class ApiToken(Audited, Base):
     __tablename__ = "api_tokens"
-    __table_args__ = (Index("ix_api_tokens_account_id_status", "account_id", "status"),)
+    __table_args__ = (
+        Index("ix_api_tokens_account_id_status", "account_id", "status"),
+        Index("ix_api_tokens_account_id_status_created_at", "account_id", "status",
+              text("created_at DESC"), "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenhouse.accounts import repository as accounts
 from tokenhouse.auth.actor import Actor
+from tokenhouse.auth.invalidation import announce
 from tokenhouse.kit import crypto, ids
 from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
 from tokenhouse.kit.repository import new_unique_id
@@ -86,6 +87,7 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     elif "modules" in given:
         raise ValidationFailed({"modules": ["At least one module is required."]})
     token.stamp_updated(actor.by)
+    announce(session, "token", token.id)
     await session.flush()
     return token
 
@@ -109,6 +111,7 @@ async def delete_token(*, session: AsyncSession, actor: Actor, token: ApiToken) 
     token.status = TokenStatus.DELETED
     token.secret_hash = None
     token.stamp_updated(actor.by)
+    announce(session, "token", token.id)
     await session.flush()
     return token
 
@@ -119,6 +122,7 @@ async def _move(session: AsyncSession, actor: Actor, token: ApiToken, source: To
         raise Conflict(f"The API token is {token.status}; only a {source} token can be {verb}.")
     token.status = target
     token.stamp_updated(actor.by)
+    announce(session, "token", token.id)
     await session.flush()
     return token
 

@@ -219,8 +219,12 @@ class Compiler:
                 raise RqlError(dotted(key.path), f"Cannot order by {dotted(key.path)}: "
                                                  "choose a single-valued field.")
             column = self.text_column(node)
-            terms.append(column.desc().nulls_last() if key.descending
-                         else column.asc().nulls_first())
+            if not node.nullable:
+                # No NULLs to place: a plain ASC/DESC lets an index serve the order.
+                terms.append(column.desc() if key.descending else column.asc())
+            else:
+                terms.append(column.desc().nulls_last() if key.descending
+                             else column.asc().nulls_first())
         terms.append(self.resource.id_column.asc())
         return terms
 

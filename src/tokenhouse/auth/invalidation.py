@@ -1,0 +1,163 @@
+"""Announcing changes that make cached credentials wrong, to every process on the database.
+
+Services call `announce(session, ...)` when they disable, delete or change a token, disable
+an account, or change the module catalog. The announcement travels with the transaction:
+- PostgreSQL: `pg_notify` inside the transaction, which PostgreSQL delivers on commit only;
+  every process LISTENs and drops the affected cache entries (within milliseconds).
+- SQLite: a row in `auth_changes`, in the same transaction; processes sharing the file poll
+  for new rows (one indexed query per poll, whatever the number of tokens). SQLite serialises
+  writers, so row ids grow in commit order and a poll by `id > last seen` misses nothing.
+The process that made the change also drops its entries right after the commit, at once.
+"""
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+from sqlalchemy import delete, event, insert, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
+
+from tokenhouse.auth.cache import CredentialCache
+from tokenhouse.auth.models import AuthChange
+from tokenhouse.kit.timeutil import utcnow
+
+log = logging.getLogger("tokenhouse.invalidation")
+CHANNEL = "tokenhouse_auth"
+PENDING = "auth_changes"
+CACHE = "credential_cache"
+POLL_SECONDS = 0.25
+KEEP = timedelta(minutes=10)
+
+
+def announce(session: Any, kind: str, key: str = "") -> None:
+    """Record that cached credentials of a token, an account or everything ("all") must go
+    once this session commits. `session` is an AsyncSession or a Session."""
+    info = session.info
+    info.setdefault(PENDING, []).append(f"{kind}:{key}")
+
+
+def apply(cache: CredentialCache, change: str) -> None:
+    kind, _, key = change.partition(":")
+    if kind == "token":
+        cache.invalidate_token(key)
+    elif kind == "account":
+        cache.invalidate_account(key)
+    else:
+        cache.clear()
+
+
+@event.listens_for(Session, "before_commit")
+def _publish(session: Session) -> None:
+    changes = session.info.get(PENDING)
+    if not changes:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        for change in dict.fromkeys(changes):
+            connection.execute(text("SELECT pg_notify(:channel, :change)"),
+                               {"channel": CHANNEL, "change": change})
+    else:
+        now = utcnow()
+        connection.execute(insert(AuthChange.__table__),
+                           [{"change": change, "at": now} for change in dict.fromkeys(changes)])
+
+
+@event.listens_for(Session, "after_commit")
+def _apply_here(session: Session) -> None:
+    changes = session.info.pop(PENDING, None)
+    cache = session.info.get(CACHE)
+    if changes and cache is not None:
+        for change in changes:
+            apply(cache, change)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(PENDING, None)
+
+
+class InvalidationListener:
+    """Receives other processes' announcements and applies them to this process's cache."""
+
+    def __init__(self, engine: AsyncEngine, cache: CredentialCache):
+        self._engine = engine
+        self._cache = cache
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self, wait: float = 5.0) -> None:
+        """Start listening; wait a little for it so that the cache serves from the start.
+        (Without a database the server still starts, uncached: /readyz then says why.)"""
+        postgres = self._engine.dialect.name == "postgresql"
+        self._task = asyncio.create_task(self._listen() if postgres else self._poll(),
+                                         name="credential-invalidation")
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout=wait)
+        except TimeoutError:
+            log.warning("not receiving invalidations yet: credentials are not cached")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _listen(self) -> None:
+        url = make_url(self._engine.url).set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while True:
+            lost = asyncio.Event()
+            connection = None
+            try:
+                connection = await asyncpg.connect(dsn)
+                connection.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await connection.add_listener(
+                    CHANNEL, lambda _c, _pid, _channel, payload: apply(self._cache, payload))
+                self._cache.enable()
+                self._ready.set()
+                await lost.wait()
+                self._cache.disable()
+                log.warning("lost the invalidation connection; reconnecting")
+            except (OSError, asyncpg.PostgresError) as exc:
+                self._cache.disable()
+                log.warning("cannot listen for invalidations (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1)
+            finally:
+                if connection is not None and not connection.is_closed():
+                    await connection.close()
+
+    async def _poll(self) -> None:
+        table = AuthChange.__table__
+        last = None
+        polls = 0
+        while True:
+            try:
+                async with self._engine.connect() as connection:
+                    if last is None:
+                        last = await connection.scalar(
+                            select(table.c.id).order_by(table.c.id.desc()).limit(1)) or 0
+                        self._cache.enable()
+                        self._ready.set()
+                    rows = (await connection.execute(
+                        select(table.c.id, table.c.change).where(table.c.id > last)
+                        .order_by(table.c.id))).all()
+                    for row_id, change in rows:
+                        apply(self._cache, change)
+                        last = row_id
+                    polls += 1
+                    if polls % 240 == 0:  # about once a minute: old announcements go
+                        await connection.execute(delete(table).where(
+                            table.c.at < utcnow() - KEEP))
+                        await connection.commit()
+            except Exception as exc:  # a busy or missing database: never cache blindly
+                log.warning("cannot poll for invalidations (%s); retrying", type(exc).__name__)
+                self._cache.disable()
+                last = None
+            await asyncio.sleep(POLL_SECONDS)

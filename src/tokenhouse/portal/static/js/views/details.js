@@ -1,0 +1,293 @@
+// One API token: general, modules and details tabs; edit, disable/enable and delete.
+
+import { API_ROOT } from "../api.js";
+import { h, clear, exactTime, relativeTime, statusBadge, nextId } from "../dom.js";
+import { announce, confirmAction, copyText, flash, messageBox } from "../ui.js";
+import { openEditDialog } from "./edit.js";
+
+const TABS = [
+  { key: "general", label: "General" },
+  { key: "modules", label: "Modules" },
+  { key: "details", label: "Details" },
+];
+
+function tabOf(params) {
+  const tab = params.get("tab");
+  return TABS.some((t) => t.key === tab) ? tab : "general";
+}
+
+export class DetailsView {
+  constructor(ctx, id, params) {
+    this.ctx = ctx;
+    this.id = id;
+    this.tab = tabOf(params);
+    this.token = null;
+    this.heading = h("h1", { tabindex: "-1" }, id);
+    this.crumb = h("li", { "aria-current": "page" }, id);
+    this.statusSlot = h("span");
+    this.actions = h("div", { class: "page-head__actions" });
+    this.notes = h("div");
+    this.body = h("div", { class: "card" }, h("p", { class: "tab-panel muted" }, "Loading…"));
+    this.el = h("section", { class: "page page--details" },
+      h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" },
+        h("ol", {},
+          h("li", {}, "Settings"),
+          h("li", {}, h("a", { href: ctx.listHash, id: "back-to-list" }, "API tokens")),
+          this.crumb)),
+      h("div", { class: "page-head" },
+        h("div", { class: "page-head__text" },
+          h("div", { class: "title-row" }, this.heading, this.statusSlot),
+          h("p", { class: "mono small" }, id)),
+        this.actions),
+      this.notes,
+      this.body);
+    this.load();
+  }
+
+  focusHeading() {
+    this.heading.focus();
+  }
+
+  update(params) {
+    const tab = tabOf(params);
+    if (tab !== this.tab) {
+      this.tab = tab;
+      if (this.token) this.renderTabs();
+    }
+  }
+
+  async load() {
+    let token;
+    try {
+      token = await this.ctx.api.get(`/api-tokens/${this.id}`);
+    } catch (error) {
+      const back = h("a", { href: this.ctx.listHash, class: "btn btn--small" }, "Back to API tokens");
+      clear(this.body).append(h("div", { class: "tab-panel" },
+        messageBox("error", "This API token could not be loaded.", { error, actions: [back] })));
+      return;
+    }
+    this.show(token);
+  }
+
+  show(token) {
+    delete token.token; // a GET with this very token returns its secret: never shown here
+    this.token = token;
+    this.render();
+  }
+
+  get isSelf() {
+    return this.token && this.token.id === this.ctx.me.id;
+  }
+
+  // -- rendering ------------------------------------------------------------------------
+
+  render() {
+    const { token } = this;
+    document.title = `${token.name} · API tokens · tokenhouse`;
+    this.heading.textContent = token.name;
+    this.crumb.textContent = token.name;
+    clear(this.statusSlot).append(statusBadge(token.status));
+    this.renderActions();
+    clear(this.notes);
+    if (this.isSelf) {
+      this.notes.append(messageBox("info", "This is the API token you are signed in with."));
+    }
+    if (token.status === "Deleted") {
+      this.notes.append(messageBox("warning", "This API token is deleted: it authenticates nothing and cannot be changed."));
+    } else if (token.status === "Disabled") {
+      this.notes.append(messageBox("warning", "This API token is disabled: requests made with it are refused until it is enabled again."));
+    }
+    this.renderTabs();
+  }
+
+  renderActions() {
+    const { token } = this;
+    clear(this.actions);
+    if (token.status === "Deleted") return;
+    this.editButton = h("button", { type: "button", class: "btn" }, "Edit");
+    this.editButton.addEventListener("click", () => this.edit());
+    const disabling = token.status === "Active";
+    this.toggleButton = h("button", { type: "button", class: "btn" }, disabling ? "Disable" : "Enable");
+    this.toggleButton.addEventListener("click", () => this.setStatus(disabling ? "disable" : "enable"));
+    this.deleteButton = h("button", { type: "button", class: "btn btn--danger-outline" }, "Delete");
+    this.deleteButton.addEventListener("click", () => this.remove());
+    this.actions.append(this.editButton, this.toggleButton, this.deleteButton);
+  }
+
+  renderTabs() {
+    const tablist = h("div", { class: "tabs", role: "tablist", "aria-label": "API token" });
+    const panels = [];
+    const buttons = [];
+    for (const tab of TABS) {
+      const tabId = nextId(`tab-${tab.key}`);
+      const panelId = nextId(`panel-${tab.key}`);
+      const selected = tab.key === this.tab;
+      const button = h("button", { type: "button", role: "tab", class: "tab", id: tabId,
+        "aria-selected": String(selected), "aria-controls": panelId,
+        tabindex: selected ? "0" : "-1", dataset: { tab: tab.key } }, tab.label);
+      button.addEventListener("click", () => this.selectTab(tab.key));
+      buttons.push(button);
+      tablist.append(button);
+      const panel = h("div", { class: "tab-panel", role: "tabpanel", id: panelId,
+        "aria-labelledby": tabId, tabindex: "0", hidden: !selected });
+      if (selected) panel.append(this.panel(tab.key));
+      panels.push(panel);
+    }
+    // Arrow keys move between tabs (and show them), Home/End to the ends.
+    tablist.addEventListener("keydown", (event) => {
+      const index = buttons.indexOf(document.activeElement);
+      if (index < 0) return;
+      let next = null;
+      if (event.key === "ArrowRight") next = (index + 1) % buttons.length;
+      else if (event.key === "ArrowLeft") next = (index - 1 + buttons.length) % buttons.length;
+      else if (event.key === "Home") next = 0;
+      else if (event.key === "End") next = buttons.length - 1;
+      if (next === null) return;
+      event.preventDefault();
+      this.selectTab(TABS[next].key);
+    });
+    clear(this.body).append(tablist, ...panels);
+  }
+
+  selectTab(key) {
+    this.tab = key;
+    const hash = `#/tokens/${this.id}${key === "general" ? "" : `?tab=${key}`}`;
+    this.ctx.navigate(hash, { replace: true });
+    this.renderTabs();
+    // The tabs were rebuilt: the focus goes back to the selected one.
+    const tab = this.body.querySelector(`[role="tab"][data-tab="${key}"]`);
+    if (tab) tab.focus();
+  }
+
+  panel(key) {
+    const { token } = this;
+    if (key === "modules") {
+      const modules = [...(token.modules || [])].sort((a, b) => a.name.localeCompare(b.name));
+      if (!modules.length) return h("p", { class: "empty-note" }, "No modules.");
+      return [
+        h("p", { class: "muted" }, `This token may use ${modules.length} module${modules.length === 1 ? "" : "s"}.`),
+        h("ul", { class: "module-list" }, modules.map((m) => h("li", {},
+          h("div", { class: "module-name" }, m.name),
+          m.description ? h("div", {}, m.description) : null,
+          h("div", { class: "module-meta" }, `${m.id} · for ${(m.accountTypes || []).join(", ")} accounts`)))),
+      ];
+    }
+    if (key === "details") {
+      const audit = token.audit || {};
+      const created = audit.created || {};
+      const updated = audit.updated || {};
+      return h("dl", { class: "props" },
+        prop("Created", when(created.at)),
+        prop("Created by", actor(created.by)),
+        prop("Last updated", updated.at ? when(updated.at) : h("span", { class: "muted" }, "Never changed")),
+        prop("Updated by", updated.at ? actor(updated.by) : h("span", { class: "muted" }, "—")),
+        prop("Last access", token.lastAccessAt ? when(token.lastAccessAt) : h("span", { class: "muted" }, "Never used")),
+        prop("Revision", String(token.revision)));
+    }
+    const endpoint = `${location.origin}${API_ROOT}`;
+    return h("dl", { class: "props" },
+      prop("Description", token.description
+        ? h("span", { class: "pre-line" }, token.description)
+        : h("span", { class: "muted" }, "No description")),
+      prop("ID", copyLine(token.id, "Copy ID")),
+      prop("Account", [h("span", {}, token.account.name), " ",
+        h("span", { class: "muted small" }, `${token.account.type} · ${token.account.id}`)]),
+      prop("API endpoint", [copyLine(endpoint, "Copy endpoint"),
+        h("p", { class: "muted small" }, "Call the API there with the header Authorization: Bearer <token>.")]),
+      prop("Status", statusBadge(token.status)));
+  }
+
+  // -- actions --------------------------------------------------------------------------
+
+  async edit() {
+    const updated = await openEditDialog(this.ctx, this.token);
+    if (!updated) return;
+    if (updated.stale) {
+      // Changed by someone else meanwhile: show the current version.
+      await this.load();
+      flash("info", "This API token was changed meanwhile; its current version is shown.");
+      this.editButton.focus();
+      return;
+    }
+    this.show(updated);
+    flash("success", `Saved the changes to “${updated.name}”.`);
+    if (this.isSelf) await this.ctx.refreshMe().catch(() => {});
+    this.editButton.focus();
+  }
+
+  async setStatus(kind) {
+    const { token } = this;
+    const disable = kind === "disable";
+    const self = this.isSelf;
+    const done = await confirmAction({
+      title: disable ? "Disable this API token?" : "Enable this API token?",
+      text: disable
+        ? `“${token.name}” will stop authenticating requests until it is enabled again.`
+        : `“${token.name}” will authenticate requests again.`,
+      note: self && disable ? "This is the token you are signed in with: you will be signed out." : null,
+      confirmLabel: disable ? "Disable" : "Enable",
+      busyLabel: disable ? "Disabling…" : "Enabling…",
+      danger: disable,
+      action: () => this.ctx.api.post(`/api-tokens/${token.id}/${kind}`),
+    });
+    if (!done) return;
+    if (self && disable) {
+      this.ctx.signOut({ message: "You disabled the API token you were signed in with, so you have been signed out." });
+      return;
+    }
+    this.show(done.result);
+    flash("success", `“${done.result.name}” is now ${done.result.status.toLowerCase()}.`);
+    announce(`The API token is now ${done.result.status.toLowerCase()}.`);
+    this.toggleButton.focus();
+  }
+
+  async remove() {
+    const { token } = this;
+    const self = this.isSelf;
+    const done = await confirmAction({
+      title: "Delete this API token?",
+      text: `“${token.name}” will stop working at once. Deleting cannot be undone.`,
+      note: self ? "This is the token you are signed in with: you will be signed out." : null,
+      confirmLabel: "Delete",
+      busyLabel: "Deleting…",
+      danger: true,
+      action: () => this.ctx.api.del(`/api-tokens/${token.id}`),
+    });
+    if (!done) return;
+    if (self) {
+      this.ctx.signOut({ message: "You deleted the API token you were signed in with, so you have been signed out." });
+      return;
+    }
+    flash("success", `Deleted “${token.name}”.`, { keep: true });
+    this.ctx.navigate(this.ctx.listHash);
+  }
+}
+
+function prop(label, value) {
+  return [h("dt", {}, label), h("dd", {}, value)];
+}
+
+function when(iso) {
+  if (!iso) return h("span", { class: "muted" }, "—");
+  return [h("time", { datetime: iso }, exactTime(iso)), " ",
+    h("span", { class: "muted" }, `(${relativeTime(iso)})`)];
+}
+
+function actor(by) {
+  if (!by) return h("span", { class: "muted" }, "—");
+  return [h("span", {}, by.name || by.id), by.id ? h("span", { class: "muted small" }, ` · ${by.id}`) : null];
+}
+
+function copyLine(text, label) {
+  const code = h("code", {}, text);
+  const status = h("span", { class: "visually-hidden", role: "status" });
+  const button = h("button", { type: "button", class: "btn btn--small btn--link" }, "Copy");
+  button.setAttribute("aria-label", label);
+  button.addEventListener("click", async () => {
+    await copyText(code, status);
+    button.textContent = status.textContent.startsWith("Copied") ? "Copied" : "Copy";
+    setTimeout(() => { button.textContent = "Copy"; }, 2000);
+  });
+  return h("span", { class: "copy-line" }, code, button, status);
+}
+

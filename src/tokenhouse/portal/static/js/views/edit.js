@@ -1,0 +1,80 @@
+// Edit an API token: name, description, modules. Sends the revision it read, so a change made
+// meanwhile by someone else is a 409 (shown as such) rather than silently overwritten.
+
+import { h } from "../dom.js";
+import { Modal } from "../ui.js";
+import { textField, moduleChecklist } from "../forms.js";
+
+export function openEditDialog(ctx, token) {
+  const modal = new Modal({ title: `Edit “${token.name}”`, wide: true });
+  const name = textField({ label: "Name", name: "name", value: token.name, required: true,
+    maxlength: 255 });
+  const description = textField({ label: "Description", name: "description",
+    value: token.description || "", multiline: true, maxlength: 2000 });
+  const modules = moduleChecklist({
+    modules: ctx.grantableModules(token.account.type, token.modules || []),
+    selected: new Set((token.modules || []).map((m) => m.id)),
+    legend: "Modules",
+    hint: `Modules that your token holds and that a ${token.account.type} account may use, and the modules this token has now.`,
+  });
+  let stale = false;
+  const form = h("form", { novalidate: true, id: `edit-${token.id}` },
+    name.wrap, description.wrap, modules.wrap);
+  modal.body.append(form);
+  const cancel = h("button", { type: "button", class: "btn" }, "Cancel");
+  const save = h("button", { type: "submit", class: "btn btn--primary", form: form.id },
+    "Save changes");
+  cancel.addEventListener("click", () => modal.close());
+  modal.footer.append(cancel, save);
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    name.clearError();
+    modules.clearError();
+    const chosen = modules.selected();
+    let invalid = null;
+    if (!name.input.value.trim()) {
+      name.setError("Enter a name.");
+      invalid = invalid || name.input;
+    }
+    if (!chosen.length) {
+      modules.setError("Choose at least one module.");
+      invalid = invalid || { focus: () => modules.focus() };
+    }
+    if (invalid) {
+      modal.showError(null, "Please correct the highlighted fields.");
+      invalid.focus();
+      return;
+    }
+    const body = {
+      name: name.input.value.trim(),
+      description: description.input.value.trim() || null,
+      modules: chosen.map((id) => ({ id })),
+      revision: token.revision,
+    };
+    try {
+      const updated = await modal.run(save, "Saving…",
+        () => ctx.api.put(`/api-tokens/${token.id}`, body), [cancel]);
+      modal.close(updated);
+    } catch (error) {
+      if (error.status === 409 && /revision/i.test(error.message)) {
+        stale = true;
+        modal.showError(error, "Someone else changed this API token after you opened it. "
+          + "Close this dialog, look at the current version and make your change again.");
+      } else {
+        modal.showError(error, "The changes could not be saved.");
+        if (error.fieldsNamed && error.fieldsNamed("name")) name.setError(fieldMessage(error, "name"));
+        if (error.fieldsNamed && error.fieldsNamed("modules")) modules.setError(fieldMessage(error, "modules"));
+      }
+      save.focus();
+    }
+  });
+  modal.show(name.input);
+  // Resolves with the changed token; {stale: true} when it changed meanwhile; else nothing.
+  return modal.closed.then((updated) => updated || (stale ? { stale: true } : null));
+}
+
+function fieldMessage(error, field) {
+  return error.fieldErrors.filter((e) => e.field.split(/[.[]/)[0] === field)
+    .map((e) => e.message).join(" ");
+}

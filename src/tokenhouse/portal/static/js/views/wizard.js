@@ -1,0 +1,294 @@
+// Add an API token: General -> Modules -> Overview -> Summary (the secret, shown once).
+
+import { h, clear, nextId } from "../dom.js";
+import { Modal, announce, copyText, messageBox } from "../ui.js";
+import { textField, selectField, moduleChecklist } from "../forms.js";
+
+const STEPS = ["General", "Modules", "Overview", "Summary"];
+
+export function openWizard(ctx, { onCreated = () => {} } = {}) {
+  const wizard = new Wizard(ctx, onCreated);
+  return wizard.modal.closed;
+}
+
+class Wizard {
+  constructor(ctx, onCreated) {
+    this.ctx = ctx;
+    this.onCreated = onCreated;
+    this.step = 0;
+    this.created = null;
+    this.data = {
+      account: ctx.isOps ? null : ctx.me.account,
+      name: "",
+      description: "",
+      modules: new Set(),
+    };
+    this.modal = new Modal({ title: "Add API token", wide: true });
+    this.modal.dialog.classList.add("wizard");
+    this.stepList = h("ol", { class: "steps", "aria-label": "Steps" },
+      STEPS.map((label) => h("li", {}, label)));
+    this.modal.dialog.insertBefore(this.stepList, this.modal.alert);
+
+    this.cancel = h("button", { type: "button", class: "btn" }, "Cancel");
+    this.back = h("button", { type: "button", class: "btn" }, "Back");
+    this.next = h("button", { type: "button", class: "btn btn--primary" }, "Next");
+    this.cancel.addEventListener("click", () => this.modal.close());
+    this.back.addEventListener("click", () => this.go(this.step - 1));
+    this.next.addEventListener("click", () => this.forward());
+    this.modal.footer.append(this.cancel, h("span", { class: "spacer" }), this.back, this.next);
+    // Enter in a single-line field moves on, as in a form.
+    this.modal.body.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && event.target.tagName === "INPUT"
+        && event.target.type !== "checkbox" && this.step < 2) {
+        event.preventDefault();
+        this.forward();
+      }
+    });
+    this.modal.show();
+    this.render({ focusField: true });
+  }
+
+  // -- navigation -----------------------------------------------------------------------
+
+  async forward() {
+    if (this.step === 0 && !this.readGeneral()) return;
+    if (this.step === 1 && !this.readModules()) return;
+    if (this.step === 2) {
+      await this.create();
+      return;
+    }
+    if (this.step === 3) {
+      this.modal.close(this.created);
+      return;
+    }
+    this.go(this.step + 1);
+  }
+
+  go(step, { error = null } = {}) {
+    if (step < 0 || step > 3) return;
+    if (this.step < 2) this.keep();
+    this.step = step;
+    this.modal.clearError();
+    this.render({ focusField: false });
+    if (error) this.modal.showError(error, "The API token could not be created.");
+  }
+
+  keep() {
+    // Remember what was typed when leaving a step by "Back".
+    if (this.step === 0 && this.fields) {
+      this.data.name = this.fields.name.input.value;
+      this.data.description = this.fields.description.input.value;
+    }
+    if (this.step === 1 && this.checklist) this.data.modules = new Set(this.checklist.selected());
+  }
+
+  // -- steps ----------------------------------------------------------------------------
+
+  render({ focusField }) {
+    this.next.disabled = false;
+    const items = [...this.stepList.children];
+    items.forEach((li, index) => {
+      li.classList.toggle("is-done", index < this.step);
+      if (index === this.step) li.setAttribute("aria-current", "step");
+      else li.removeAttribute("aria-current");
+    });
+    const titleId = nextId("step-title");
+    this.stepHeading = h("h3", { class: "step-title", id: titleId, tabindex: "-1" },
+      h("span", { class: "visually-hidden" }, `Step ${this.step + 1} of ${STEPS.length}: `),
+      this.step === 3 ? "API token created" : STEPS[this.step]);
+    const section = h("section", { "aria-labelledby": titleId }, this.stepHeading);
+    clear(this.modal.body).append(section);
+    this.back.hidden = this.step === 0 || this.step === 3;
+    this.cancel.hidden = this.step === 3;
+    this.next.textContent = ["Next", "Next", "Create token", "Done"][this.step];
+    [this.renderGeneral, this.renderModules, this.renderOverview, this.renderSummary][this.step]
+      .call(this, section);
+    // Each new step: its heading gets the focus (screen readers read "Step 2 of 4: …"); the
+    // first step starts in its first field.
+    if (focusField && this.firstField) this.firstField.focus();
+    else this.stepHeading.focus();
+  }
+
+  renderGeneral(section) {
+    section.append(h("p", { class: "step-intro" },
+      "Name the token after what will use it, so that it can be recognised later."));
+    this.fields = {};
+    if (this.ctx.isOps) {
+      const account = selectField({ label: "Account", name: "account", required: true,
+        hint: "The account the token acts for.",
+        options: [{ value: "", label: "Loading accounts…" }] });
+      account.select.disabled = true;
+      this.fields.account = account;
+      section.append(account.wrap);
+      this.loadAccounts(account);
+    } else {
+      section.append(h("dl", { class: "review" },
+        h("dt", {}, "Account"), h("dd", {}, `${this.ctx.me.account.name} (${this.ctx.me.account.type})`)));
+    }
+    const name = textField({ label: "Name", name: "name", value: this.data.name, required: true,
+      maxlength: 255, hint: "For example: CI pipeline, ERP integration." });
+    const description = textField({ label: "Description", name: "description",
+      value: this.data.description, multiline: true, maxlength: 2000 });
+    this.fields.name = name;
+    this.fields.description = description;
+    section.append(name.wrap, description.wrap);
+    this.firstField = this.ctx.isOps ? this.fields.account.select : name.input;
+  }
+
+  async loadAccounts(field) {
+    try {
+      const { items, total } = await this.ctx.accounts();
+      const options = [{ value: "", label: "Choose an account" },
+        ...items.map((a) => ({ value: a.id, label: `${a.name} (${a.type})` }))];
+      field.setOptions(options, this.data.account ? this.data.account.id : "");
+      field.select.disabled = false;
+      this.accountList = items;
+      if (total > items.length) {
+        field.wrap.append(h("p", { class: "hint" },
+          `The first ${items.length} of ${total} accounts, by name.`));
+      }
+      if (document.activeElement === document.body || document.activeElement === this.modal.dialog) {
+        field.select.focus();
+      }
+    } catch (error) {
+      field.setOptions([{ value: "", label: "No accounts" }]);
+      this.modal.showError(error, "The accounts could not be loaded.");
+    }
+  }
+
+  readGeneral() {
+    const { fields } = this;
+    let invalid = null;
+    fields.name.clearError();
+    if (fields.account) {
+      fields.account.clearError();
+      const id = fields.account.select.value;
+      const account = (this.accountList || []).find((a) => a.id === id);
+      if (!account) {
+        fields.account.setError("Choose the account the token is for.");
+        invalid = fields.account.select;
+      } else {
+        if (this.data.account && this.data.account.type !== account.type) {
+          // Another account type: keep only the modules it may use.
+          const allowed = new Set(this.ctx.grantableModules(account.type).map((m) => m.id));
+          this.data.modules = new Set([...this.data.modules].filter((m) => allowed.has(m)));
+        }
+        this.data.account = account;
+      }
+    }
+    if (!fields.name.input.value.trim()) {
+      fields.name.setError("Enter a name.");
+      invalid = invalid || fields.name.input;
+    }
+    if (invalid) {
+      invalid.focus();
+      return false;
+    }
+    this.data.name = fields.name.input.value.trim();
+    this.data.description = fields.description.input.value.trim();
+    return true;
+  }
+
+  renderModules(section) {
+    const { type } = this.data.account;
+    const modules = this.ctx.grantableModules(type);
+    this.checklist = null;
+    if (!modules.length) {
+      section.append(messageBox("warning",
+        `Your API token holds no module that a ${type} account may use, so it cannot give one.`));
+      this.next.disabled = true;
+      return;
+    }
+    this.next.disabled = false;
+    if (!this.data.modules.size) {
+      // A sensible start: the modules enabled by default.
+      for (const m of modules) if (m.isEnabledByDefault) this.data.modules.add(m.id);
+    }
+    section.append(h("p", { class: "step-intro" },
+      `What the token may use. Listed: the modules your own token holds that a ${type} account may use.`));
+    this.checklist = moduleChecklist({ modules, selected: this.data.modules,
+      legend: "Modules" });
+    section.append(this.checklist.wrap);
+  }
+
+  readModules() {
+    if (!this.checklist) return false;
+    this.checklist.clearError();
+    const chosen = this.checklist.selected();
+    if (!chosen.length) {
+      this.checklist.setError("Choose at least one module.");
+      this.checklist.focus();
+      return false;
+    }
+    this.data.modules = new Set(chosen);
+    return true;
+  }
+
+  renderOverview(section) {
+    this.next.disabled = false;
+    const { account, name, description } = this.data;
+    const byId = new Map(this.ctx.grantableModules(account.type).map((m) => [m.id, m]));
+    const modules = [...this.data.modules].map((id) => byId.get(id)).filter(Boolean);
+    section.append(
+      h("p", { class: "step-intro" }, "Check the token before it is created."),
+      h("dl", { class: "review" },
+        h("dt", {}, "Account"), h("dd", {}, `${account.name} (${account.type}) · ${account.id}`),
+        h("dt", {}, "Name"), h("dd", {}, name),
+        h("dt", {}, "Description"),
+        h("dd", {}, description ? h("span", { class: "pre-line" }, description) : h("span", { class: "muted" }, "None")),
+        h("dt", {}, "Modules"),
+        h("dd", {}, h("ul", { class: "chips" }, modules.map((m) => h("li", { class: "chip" }, m.name))))));
+  }
+
+  async create() {
+    const { account, name, description } = this.data;
+    const body = { name, account: { id: account.id },
+      modules: [...this.data.modules].map((id) => ({ id })) };
+    if (description) body.description = description;
+    let token;
+    try {
+      token = await this.modal.run(this.next, "Creating…",
+        () => this.ctx.api.post("/api-tokens", body), [this.back, this.cancel]);
+    } catch (error) {
+      // Back to the step the problem is about, with the API's words.
+      const step = error.fieldsNamed && error.fieldsNamed("name", "description", "account") ? 0
+        : error.fieldsNamed && error.fieldsNamed("modules") ? 1 : 2;
+      this.go(step, { error });
+      return;
+    }
+    this.created = token;
+    this.onCreated(token);
+    this.go(3);
+    announce("The API token was created. Copy it now: it will not be shown again.");
+  }
+
+  renderSummary(section) {
+    const token = this.created;
+    const secretId = nextId("secret");
+    const warningId = nextId("warning");
+    const secret = h("input", { id: secretId, type: "text", class: "secret", readonly: true,
+      value: token.token, spellcheck: "false", autocomplete: "off",
+      "aria-describedby": warningId });
+    const status = h("p", { class: "copy-status", role: "status" });
+    const copy = h("button", { type: "button", class: "btn btn--primary" }, "Copy");
+    copy.addEventListener("click", () => copyText(secret, status));
+    secret.addEventListener("focus", () => secret.select());
+    section.append(
+      h("p", { class: "success-mark" },
+        h("span", {}, "“", token.name, "” was created for ", token.account.name, ".")),
+      h("div", { id: warningId },
+        messageBox("warning", "This is the only time the token is shown. Copy it now and keep it somewhere safe: it cannot be shown again, and a lost token can only be replaced by a new one.",
+          { title: "Copy the token now" })),
+      h("div", { class: "field secret-box" },
+        h("label", { for: secretId }, "Your new API token"),
+        h("div", { class: "input-row" }, secret, copy),
+        status),
+      h("dl", { class: "review" },
+        h("dt", {}, "Token ID"), h("dd", {}, h("code", {}, token.id)),
+        h("dt", {}, "Status"), h("dd", {}, token.status)));
+    const view = h("a", { href: `#/tokens/${token.id}`, class: "btn" }, "View token");
+    view.addEventListener("click", () => this.modal.close(token));
+    this.modal.footer.insertBefore(view, this.next);
+    this.viewLink = view;
+  }
+}
