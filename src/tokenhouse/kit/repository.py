@@ -1,5 +1,6 @@
 """Query helpers shared by the domain repositories."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -9,22 +10,34 @@ from tokenhouse.kit.rql import Query, Resource
 from tokenhouse.kit.rql.sql import Compiler
 
 
-async def fetch_page(session: AsyncSession, statement: Select[Any], resource: Resource,
-                     query: Query) -> tuple[list[Any], int]:
-    """One page of `statement` narrowed by the query's filter, in the query's order (ties
-    broken by id), with the total of the whole filtered set. `statement` is already scoped
-    to what the actor may see: the filter is ANDed to it and can never widen it."""
-    compiler = Compiler(resource, session.bind.dialect.name)
+@dataclass(frozen=True)
+class PageStatements:
+    count: Select[Any]
+    rows: Select[Any]
+
+
+def page_statements(statement: Select[Any], resource: Resource, query: Query,
+                    dialect: str) -> PageStatements:
+    """The total and the page of `statement` narrowed by the query's filter, in the query's
+    order (ties broken by id). `statement` is already scoped to what the actor may see: the
+    filter is ANDed to it and can never widen it."""
+    compiler = Compiler(resource, dialect)
     if query.filter is not None:
         statement = statement.where(compiler.filter(query.filter))
-    order = compiler.order(query.order)
-    total = await session.scalar(select(func.count()).select_from(
-        statement.order_by(None).subquery()))
+    return PageStatements(
+        count=select(func.count()).select_from(statement.order_by(None).subquery()),
+        rows=statement.order_by(*compiler.order(query.order)).limit(query.limit)
+        .offset(query.offset))
+
+
+async def fetch_page(session: AsyncSession, statement: Select[Any], resource: Resource,
+                     query: Query) -> tuple[list[Any], int]:
+    """One page and the total of the filtered set (see `page_statements`)."""
+    statements = page_statements(statement, resource, query, session.bind.dialect.name)
+    total = await session.scalar(statements.count) or 0
     if query.limit == 0 or not total or query.offset >= total:
-        return [], total or 0
-    rows = await session.scalars(statement.order_by(*order).limit(query.limit)
-                                 .offset(query.offset))
-    return list(rows.unique()), total
+        return [], total
+    return list((await session.scalars(statements.rows)).unique()), total
 
 
 async def new_unique_id(session: AsyncSession, model: Any, make: Any, attempts: int = 8) -> str:

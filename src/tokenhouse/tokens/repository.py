@@ -7,7 +7,7 @@ from sqlalchemy.orm import contains_eager
 from tokenhouse.accounts.repository import account_fields
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit.audit import audit_schema
-from tokenhouse.kit.repository import fetch_page
+from tokenhouse.kit.repository import PageStatements, fetch_page, page_statements
 from tokenhouse.kit.rql import Collection, Obj, Query, Resource, Scalar
 from tokenhouse.modules.models import Module
 from tokenhouse.modules.repository import module_fields
@@ -56,6 +56,11 @@ def visible(actor: Actor) -> Select[tuple[ApiToken]]:
 async def list_visible(session: AsyncSession, actor: Actor,
                        query: Query) -> tuple[list[ApiToken], int]:
     return await fetch_page(session, visible(actor), RESOURCE, query)
+
+
+def list_statements(actor: Actor, query: Query, dialect: str) -> PageStatements:
+    """The SQL behind `list_visible` (for looking at its plans)."""
+    return page_statements(visible(actor), RESOURCE, query, dialect)
 
 
 async def get_visible(session: AsyncSession, actor: Actor, token_id: str,
