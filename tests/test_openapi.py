@@ -43,6 +43,9 @@ async def test_every_operation_is_documented(client):
         assert model in schemas
     assert set(schemas["TokenCreate"]["required"]) == {"name", "account", "modules"}
     assert "$meta" in schemas["ListOf_TokenOut_"]["properties"]
+    for path in (TOKENS, "/public/v1/accounts/modules", "/public/v1/accounts/accounts"):
+        names = [p["name"] for p in paths[path]["get"]["parameters"]]
+        assert names == ["limit", "offset", "select", "order"]
 
 
 async def test_real_responses_match_the_documented_models(client, factory):

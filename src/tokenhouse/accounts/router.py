@@ -40,7 +40,8 @@ ICON_SIGNATURES = {
 }
 
 
-@router.get("", response_model=ListOf[AccountOut], summary="List accounts")
+@router.get("", response_model=ListOf[AccountOut], summary="List accounts",
+            openapi_extra=paging.LIST_DOC)
 async def list_accounts(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
     query = parse_query(request.url.query)
     shape = paging.list_shape(query, RESOURCE)

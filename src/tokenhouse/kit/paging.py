@@ -6,6 +6,21 @@ from tokenhouse.kit.rql import Query, Resource, parse_query
 from tokenhouse.kit.rql.parser import RqlError
 from tokenhouse.kit.rql.shape import Shape, compile_select, omitted_fields, project
 
+# The query string of a list, for the OpenAPI document (the route reads it raw: RQL filter
+# terms are not name=value parameters).
+LIST_DOC = {"parameters": [
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 0, "default": 10},
+     "description": "Page size; at most 100 (a larger value is capped and reported)."},
+    {"name": "offset", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 0, "default": 0}},
+    {"name": "select", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "Fields to add (+f) or remove (-f), e.g. -description,+audit."},
+    {"name": "order", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "Sort keys, '-' for descending, e.g. -audit.created.at,name."},
+], "description": "Filter with RQL terms in the query string, e.g. "
+                  "`?eq(status,Active)&ilike(name,*ci*)` (see the README)."}
+
 # Omitted from list items by default (as on the platform); `select=+audit` brings it back.
 LIST_OMITTED = ("audit",)
 

@@ -15,7 +15,8 @@ from tokenhouse.modules.schemas import ModuleOut, render_module
 router = APIRouter(prefix="/public/v1/accounts/modules", tags=["Modules"])
 
 
-@router.get("", response_model=ListOf[ModuleOut], summary="List modules")
+@router.get("", response_model=ListOf[ModuleOut], summary="List modules",
+            openapi_extra=paging.LIST_DOC)
 async def list_modules(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
     query = parse_query(request.url.query)
     shape = paging.list_shape(query, RESOURCE)

@@ -26,7 +26,8 @@ def _shape(request: Request, token: ApiToken, *, secret: str | None = None) -> d
     return render_token(token, last_access=last_access, secret=secret)
 
 
-@router.get("", response_model=ListOf[TokenOut], summary="List API tokens")
+@router.get("", response_model=ListOf[TokenOut], summary="List API tokens",
+            openapi_extra=paging.LIST_DOC)
 async def list_tokens(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
     query = parse_query(request.url.query)
     shape = paging.list_shape(query, RESOURCE)
