@@ -15,6 +15,7 @@ from tokenhouse.auth.last_access import LastAccessRecorder
 from tokenhouse.health.router import router as health_router
 from tokenhouse.kit import problems
 from tokenhouse.kit.db import create_engine, session_factory
+from tokenhouse.kit.rql.folding import tables as folding_tables
 from tokenhouse.kit.settings import Settings, get_settings
 from tokenhouse.kit.wire import BODY_MODELS, ProblemDocument
 from tokenhouse.modules.router import router as modules_router
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        folding_tables()  # built once at start, not on the first ilike query
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.credentials = CredentialCache(settings.credential_cache_size)

@@ -24,6 +24,9 @@ class LastAccessRecorder:
         self._interval = interval
         self._pending: dict[str, datetime] = {}
         self._flushing: dict[str, datetime] = {}
+        # What the last flush wrote: a row read before that write committed still shows the
+        # older value, so responses keep taking the noted one until the next flush.
+        self._written: dict[str, datetime] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -32,7 +35,8 @@ class LastAccessRecorder:
 
     def seen(self, token_id: str, stored: datetime | None) -> datetime | None:
         """The latest access: the noted one when newer than what is stored."""
-        noted = self._pending.get(token_id) or self._flushing.get(token_id)
+        noted = (self._pending.get(token_id) or self._flushing.get(token_id)
+                 or self._written.get(token_id))
         if noted is None:
             return stored
         if stored is None or as_utc(stored) < noted:
@@ -65,6 +69,7 @@ class LastAccessRecorder:
         """Write every noted access. Returns how many tokens were written."""
         async with self._lock:
             if not self._pending:
+                self._written = {}
                 return 0
             self._flushing, self._pending = self._pending, {}
             rows = [{"tid": k, "at": v} for k, v in self._flushing.items()]
@@ -85,7 +90,7 @@ class LastAccessRecorder:
             except BaseException:
                 for key, value in self._flushing.items():
                     self._pending.setdefault(key, value)
-                raise
-            finally:
                 self._flushing = {}
+                raise
+            self._written, self._flushing = self._flushing, {}
             return len(rows)

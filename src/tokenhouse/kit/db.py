@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from tokenhouse.kit.rql.folding import fold
 from tokenhouse.kit.settings import Settings
 
 # JSON documents (addresses, settings, ...): JSONB on PostgreSQL, JSON text on SQLite.
@@ -56,12 +57,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-    # Unicode lower case for ilike (SQLite's own lower() knows only ASCII); see kit/rql/sql.py.
-    dbapi_connection.create_function("th_fold", 1, _fold, deterministic=True)
-
-
-def _fold(value: str | None) -> str | None:
-    return value.lower() if isinstance(value, str) else value
+    # Unicode case folding for ilike (SQLite's own lower() knows only ASCII).
+    dbapi_connection.create_function("th_fold", 1, fold, deterministic=True)
 
 
 def session_factory(engine: AsyncEngine,

@@ -9,10 +9,7 @@ case rules) the dialect is asked for explicitly.
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, literal, not_, or_
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import String
+from sqlalchemy import ColumnElement, and_, false, func, literal, not_, or_
 
 from tokenhouse.kit.rql.ast import (
     And,
@@ -29,28 +26,11 @@ from tokenhouse.kit.rql.ast import (
     Quantified,
     dotted,
 )
+from tokenhouse.kit.rql.folding import fold, tables
 from tokenhouse.kit.rql.parser import OrderKey, RqlError
 from tokenhouse.kit.rql.schema import NO_MATCH, Collection, Obj, Resource, Scalar, convert
 
 OPS = {"eq": "__eq__", "gt": "__gt__", "ge": "__ge__", "lt": "__lt__", "le": "__le__"}
-
-
-class fold(FunctionElement[str]):
-    """Unicode lower case, for ilike: PostgreSQL's lower(); on SQLite (whose lower() knows
-    only ASCII) a Python function registered on each connection (see kit/db.py)."""
-
-    type = String()
-    inherit_cache = True
-
-
-@compiles(fold)
-def _fold_default(element: fold, compiler: Any, **kw: Any) -> str:
-    return f"lower({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(fold, "sqlite")
-def _fold_sqlite(element: fold, compiler: Any, **kw: Any) -> str:
-    return f"th_fold({compiler.process(element.clauses, **kw)})"
 
 
 class Compiler:
@@ -179,15 +159,23 @@ class Compiler:
         segments = pattern_segments(text)
         column = scalar.column
         if node.fold:
-            column = fold(column)
-            segments = [s.lower() if isinstance(s, str) else s for s in segments]
+            column = self.folded(column)
+            segments = [fold(s) if isinstance(s, str) else s for s in segments]
         if self.postgres:
             condition = column.like(literal(like_pattern(segments)), escape="\\")
         else:
             # SQLite's LIKE ignores ASCII case; GLOB is case-sensitive (case is folded above
             # for ilike), and its pattern is written so that every other character is literal.
-            condition = column.op("GLOB")(literal(glob_pattern(segments)))
+            condition = column.op("GLOB", is_comparison=True)(
+                literal(glob_pattern(segments)))
         return self.guarded(scalar, condition)
+
+    def folded(self, column: Any) -> Any:
+        """The column under simple case folding (see folding.py)."""
+        if self.postgres:
+            source, target, _ = tables()
+            return func.translate(func.lower(column), literal(source), literal(target))
+        return func.th_fold(column)
 
     def within(self, node: In, scope: Obj) -> ColumnElement[bool]:
         scalar = self.scalar(scope, node.path)
