@@ -35,6 +35,18 @@ async def test_put_back_what_was_read(client, factory):
     assert [m["name"] for m in response.json()["modules"]] == [m["name"] for m in read["modules"]]
 
 
+async def test_a_put_of_everything_is_one_revision(client, factory):
+    admin = await factory.admin()
+    modules = await factory.modules()
+    target = await factory.token(admin.account_id, ("Access Management",))
+    response = await client.put(f"{TOKENS}/{target.id}", headers=admin.headers, json={
+        "name": "renamed", "description": "d", "modules": [{"id": modules["Billing"]}]})
+    assert response.status_code == 200, response.text
+    assert response.json()["revision"] == 2
+    again = (await client.get(f"{TOKENS}/{target.id}", headers=admin.headers)).json()
+    assert again["revision"] == 2
+
+
 async def test_put_replaces_modules(client, factory):
     admin = await factory.admin()
     modules = await factory.modules()
@@ -130,7 +142,8 @@ async def test_state_conflicts_name_the_current_status(client, factory):
     await client.post(f"{TOKENS}/{target.id}/disable", headers=admin.headers)
     conflict = problem(await client.post(f"{TOKENS}/{target.id}/disable",
                                          headers=admin.headers), 409)
-    assert "Disabled" in conflict["detail"]
+    assert conflict["detail"] == ("The API token is Disabled; only an Active token can be "
+                                  "disabled.")
 
 
 async def test_delete_is_final(client, factory):

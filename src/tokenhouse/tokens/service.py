@@ -72,20 +72,25 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     if data.account is not None and data.account.id != token.account_id:
         raise ValidationFailed({"account": ["A token cannot be moved to another account."]})
     given = data.model_fields_set
+    if "name" in given and data.name is None:
+        raise ValidationFailed({"name": ["The name is required."]})
+    if "modules" in given and data.modules is None:
+        raise ValidationFailed({"modules": ["At least one module is required."]})
+    # Every check that reads the database comes before the first change: a query would
+    # flush a half-made change, and each flush of the row is a revision.
+    modules = None
+    if data.modules is not None:
+        modules = await grantable(session=session, actor=actor, account=token.account,
+                                  refs=data.modules,
+                                  already=frozenset(m.id for m in token.modules))
     if "name" in given:
-        if data.name is None:
-            raise ValidationFailed({"name": ["The name is required."]})
         token.name = data.name
     if "description" in given:
         token.description = data.description
     if "icon" in given:
         token.icon = data.icon
-    if data.modules is not None:
-        token.modules = await grantable(session=session, actor=actor, account=token.account,
-                                        refs=data.modules,
-                                        already=frozenset(m.id for m in token.modules))
-    elif "modules" in given:
-        raise ValidationFailed({"modules": ["At least one module is required."]})
+    if modules is not None:
+        token.modules = modules
     token.stamp_updated(actor.by)
     announce(session, "token", token.id)
     await session.flush()
@@ -119,7 +124,9 @@ async def delete_token(*, session: AsyncSession, actor: Actor, token: ApiToken) 
 async def _move(session: AsyncSession, actor: Actor, token: ApiToken, source: TokenStatus,
                 target: TokenStatus, verb: str) -> ApiToken:
     if token.status != source:
-        raise Conflict(f"The API token is {token.status}; only a {source} token can be {verb}.")
+        article = "an" if source[0] in "AEIOU" else "a"
+        raise Conflict(f"The API token is {token.status}; only {article} {source} token can be "
+                       f"{verb}.")
     token.status = target
     token.stamp_updated(actor.by)
     announce(session, "token", token.id)
