@@ -23,6 +23,16 @@ async def existing_ids(session: AsyncSession, model: Any, ids: Iterable[str]) ->
     return found
 
 
+async def existing_hashes(session: AsyncSession, hashes: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    pending = list(hashes)
+    for start in range(0, len(pending), BATCH):
+        chunk = pending[start:start + BATCH]
+        found.update(await session.scalars(
+            select(ApiToken.secret_hash).where(ApiToken.secret_hash.in_(chunk))))
+    return found
+
+
 async def insert_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
     connection = await session.connection()
     for start in range(0, len(rows), BATCH):

@@ -4,8 +4,9 @@ ignored; anything else unknown is an error, so that a typo never loses data sile
 
 from datetime import datetime
 from typing import Any, Literal
+from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tokenhouse.kit.timeutil import as_utc
 
@@ -42,13 +43,16 @@ class AuditIn(BaseModel):
 
 
 class AddressIn(BaseModel):
+    """The same limits as the API's (accounts/schemas.py), so that what imports here can move
+    to any database."""
+
     model_config = ConfigDict(extra="forbid")
-    addressLine1: str | None = None
-    addressLine2: str | None = None
-    postCode: str | None = None
-    city: str | None = None
-    state: str | None = None
-    country: str | None = None
+    addressLine1: str | None = Field(default=None, max_length=255)
+    addressLine2: str | None = Field(default=None, max_length=255)
+    postCode: str | None = Field(default=None, max_length=32)
+    city: str | None = Field(default=None, max_length=255)
+    state: str | None = Field(default=None, max_length=255)
+    country: str | None = Field(default=None, max_length=64)
 
 
 class GroupIn(BaseModel):
@@ -56,8 +60,13 @@ class GroupIn(BaseModel):
     id: str = Field(pattern=r"^UGR-\d{4}-\d{4}$")
     name: str = Field(min_length=1, max_length=255)
     description: str | None = None
-    logo: str | None = None
+    logo: str | None = Field(default=None, max_length=2048)
     isDefault: bool = False
+
+
+class ExternalIdsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pyraTenantId: UUID | None = None
 
 
 class AccountLine(Line):
@@ -65,15 +74,15 @@ class AccountLine(Line):
     name: str = Field(min_length=1, max_length=255)
     type: Literal["Client", "Vendor", "Operations"]
     status: Literal["Active", "Enabled", "Disabled"] = "Active"
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=2000)
     icon: Any = None  # a link to the icon; icons themselves are not exported
-    externalIds: dict[str, str | None] | None = None
-    externalId: str | None = None
-    externalName: str | None = None
-    serviceLevel: str | None = None
+    externalIds: "ExternalIdsIn | None" = None
+    externalId: str | None = Field(default=None, max_length=255)
+    externalName: str | None = Field(default=None, max_length=255)
+    serviceLevel: str | None = Field(default=None, max_length=64)
     address: AddressIn | None = None
-    technicalSupportEmail: str | None = None
-    website: str | None = None
+    technicalSupportEmail: str | None = Field(default=None, max_length=320)
+    website: str | None = Field(default=None, max_length=2048)
     groups: list[GroupIn] = []
     audit: AuditIn | None = None
     revision: int = Field(default=1, ge=1)
@@ -92,6 +101,16 @@ class ModuleLine(Line):
     audit: AuditIn | None = None
     revision: int | None = Field(default=None, ge=1)
 
+    @model_validator(mode="after")
+    def _no_nulls(self) -> "ModuleLine":
+        """A property left out keeps its value; one given as null would empty a column that
+        cannot be empty."""
+        for name in ("name", "accountTypes", "isEnabledByDefault", "isConfigurable", "paid",
+                     "settings", "filters", "revision"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
 
 class RefIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -102,7 +121,7 @@ class TokenLine(Line):
     id: str = Field(pattern=r"^TKN-\d{4}-\d{4}$")
     name: str = Field(min_length=1, max_length=255)
     description: str | None = Field(default=None, max_length=2000)
-    icon: str | None = None
+    icon: str | None = Field(default=None, max_length=2048)
     status: Literal["Active", "Disabled", "Deleted"] = "Active"
     lastAccessAt: AwareDatetime | None = None
     account: RefIn

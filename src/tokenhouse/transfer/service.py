@@ -116,6 +116,12 @@ async def import_lines(*, session: AsyncSession, lines: Iterable[str],
     group_ids = [(n, group.id) for n, line in parsed.accounts for group in line.groups]
     taken = await repository.existing_ids(session, UserGroup, [g for _, g in group_ids])
     problems += [(n, f"user group {g} already exists") for n, g in group_ids if g in taken]
+    problems += _repeated(group_ids, "user group")
+    hashes = [(n, line.secretHash) for n, line in parsed.tokens if line.secretHash]
+    taken = await repository.existing_hashes(session, [h for _, h in hashes])
+    problems += [(n, "secretHash belongs to a token already in the store")
+                 for n, h in hashes if h in taken]
+    problems += _repeated(hashes, "secretHash")
     known_modules = await repository.existing_ids(session, Module,
                                                   [line.id for _, line in parsed.modules])
     for number, module in parsed.modules:
@@ -154,6 +160,19 @@ async def import_lines(*, session: AsyncSession, lines: Iterable[str],
         for _, line in parsed.tokens for module_id in dict.fromkeys(m.id for m in line.modules)])
     return Imported(accounts=len(parsed.accounts), modules=len(parsed.modules),
                     tokens=len(parsed.tokens))
+
+
+def _repeated(values: list[tuple[int, str]], what: str) -> list[tuple[int, str]]:
+    """Lines repeating a value that must be unique (named by their first line)."""
+    first: dict[str, int] = {}
+    problems = []
+    for number, value in values:
+        if value in first:
+            shown = value if what != "secretHash" else "the same value"
+            problems.append((number, f"{what} {shown} is already on line {first[value]}"))
+        else:
+            first[value] = number
+    return problems
 
 
 async def _modules(session: AsyncSession, lines: list[ModuleLine], known: set[str],
@@ -208,7 +227,8 @@ def _account_row(line: AccountLine, now: Any) -> dict[str, Any]:
         "id": line.id, "type": line.type, "status": line.status, "name": line.name,
         "description": line.description, "external_id": line.externalId,
         "external_name": line.externalName,
-        "pyra_tenant_id": (line.externalIds or {}).get("pyraTenantId"),
+        "pyra_tenant_id": (str(line.externalIds.pyraTenantId)
+                           if line.externalIds and line.externalIds.pyraTenantId else None),
         "service_level": line.serviceLevel,
         "address": line.address.model_dump() if line.address else None,
         "technical_support_email": line.technicalSupportEmail, "website": line.website,
