@@ -7,7 +7,7 @@
 
 import { createClient, tokenIdOf, ApiError } from "./api.js";
 import { clear } from "./dom.js";
-import { announce, clearFlash, expireFlash, flash } from "./ui.js";
+import { announce, clearFlash, expireFlash } from "./ui.js";
 import { renderSignIn } from "./views/signin.js";
 import { ListView } from "./views/list.js";
 import { DetailsView } from "./views/details.js";
@@ -103,6 +103,7 @@ function sessionEnded(error) {
 function signOut({ message = null, error = null, kind = "info" } = {}) {
   sessionStorage.removeItem(STORAGE_KEY);
   session = null;
+  if (current && current.view.destroy) current.view.destroy();
   current = null;
   lastRouted = null;
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
@@ -211,5 +212,4 @@ async function start() {
   route();
 }
 
-export { flash };
 start();

@@ -95,12 +95,3 @@ export function statusBadge(status) {
   const cls = STATUS_CLASSES[String(status).toLowerCase()] || "badge--neutral";
   return h("span", { class: ["badge", cls] }, status);
 }
-
-export function typeBadge(type) {
-  return h("span", { class: "badge badge--type" }, type);
-}
-
-/** Wait for the browser to paint (to move focus to freshly inserted nodes). */
-export function nextFrame() {
-  return new Promise((resolve) => requestAnimationFrame(() => resolve()));
-}

@@ -27,6 +27,11 @@ export function searchFilter(text) {
   return `or(ilike(name,${pattern}),ilike(description,${pattern}))`;
 }
 
+/** `ilike(path,'*x*')`, percent-encoded. */
+export function containsFilter(path, text) {
+  return `ilike(${path},${encodeValue(containsPattern(text))})`;
+}
+
 /** `eq(path,'value')`, percent-encoded (for IDs and enumerations: no quote inside). */
 export function eqFilter(path, value) {
   const quote = String(value).includes("'") ? '"' : "'";

@@ -1,7 +1,7 @@
 // One API token: general, modules and details tabs; edit, disable/enable and delete.
 
 import { API_ROOT } from "../api.js";
-import { h, clear, exactTime, relativeTime, statusBadge, nextId } from "../dom.js";
+import { h, append, clear, exactTime, relativeTime, statusBadge, nextId } from "../dom.js";
 import { announce, confirmAction, copyText, flash, messageBox } from "../ui.js";
 import { openEditDialog } from "./edit.js";
 
@@ -130,7 +130,7 @@ export class DetailsView {
       tablist.append(button);
       const panel = h("div", { class: "tab-panel", role: "tabpanel", id: panelId,
         "aria-labelledby": tabId, tabindex: "0", hidden: !selected });
-      if (selected) panel.append(this.panel(tab.key));
+      if (selected) append(panel, this.panel(tab.key));
       panels.push(panel);
     }
     // Arrow keys move between tabs (and show them), Home/End to the ends.

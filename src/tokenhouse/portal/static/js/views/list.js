@@ -5,6 +5,7 @@ import { searchFilter, eqFilter } from "../rql.js";
 import { announce, messageBox } from "../ui.js";
 import { selectField } from "../forms.js";
 import { openWizard } from "./wizard.js";
+import { accountPicker } from "./accounts.js";
 
 export const DEFAULT_ORDER = "-audit.created.at";
 const SIZES = [10, 25, 50, 100];
@@ -88,8 +89,10 @@ export class ListView {
     this.status.select.addEventListener("change", () => this.change({
       status: this.status.select.value, page: 1 }));
     if (ctx.isOps) {
-      this.account = selectField({ label: "Account", name: "account",
-        options: [{ value: "", label: "All accounts" }], extraClass: "field--account" });
+      this.account = accountPicker(ctx, { label: "Account", emptyLabel: "All accounts",
+        value: this.state.account, extraClass: "field--account",
+        onError: (error) => this.errorArea.replaceChildren(
+          messageBox("error", "The accounts for the filter could not be loaded.", { error })) });
       this.account.select.addEventListener("change", () => this.change({
         account: this.account.select.value, page: 1 }));
     }
@@ -180,6 +183,7 @@ export class ListView {
   // -- state ----------------------------------------------------------------------------
 
   update(params) {
+    document.title = "API tokens · tokenhouse";
     this.state = readState(params, this.ctx.isOps);
     this.syncControls();
     this.load();
@@ -214,7 +218,7 @@ export class ListView {
     if (document.activeElement !== this.search) this.search.value = state.q;
     this.status.select.value = state.status;
     this.sizeField.select.value = String(state.size);
-    if (this.account) this.syncAccounts();
+    if (this.account) this.account.setValue(state.account);
     this.clearButton.hidden = !(state.q || state.status || state.account);
     const key = state.order.replace(/^-/, "");
     const direction = state.order.startsWith("-") ? "descending" : "ascending";
@@ -229,37 +233,6 @@ export class ListView {
     }
     const column = this.columns.find((c) => c.sort === key);
     this.caption.textContent = `API tokens, sorted by ${column ? column.label : key}, ${direction}`;
-  }
-
-  async syncAccounts() {
-    const { select } = this.account;
-    const wanted = this.state.account;
-    if (!this.accountsLoaded) {
-      this.accountsLoaded = true;
-      try {
-        const { items } = await this.ctx.accounts();
-        const options = [{ value: "", label: "All accounts" },
-          ...items.map((a) => ({ value: a.id, label: `${a.name} (${a.type})` }))];
-        this.account.setOptions(options, this.state.account);
-      } catch (error) {
-        this.accountsLoaded = false;
-        this.errorArea.replaceChildren(messageBox("error", "Could not load the accounts for the filter.", { error }));
-      }
-    }
-    if (wanted && ![...select.options].some((o) => o.value === wanted)) {
-      // An account beyond the first 100 (e.g. from a bookmark): name it if it can be read.
-      let label = wanted;
-      try {
-        const account = await this.ctx.api.get(`/accounts/${wanted}`, "select=-*,+id,+name,+type");
-        label = `${account.name} (${account.type})`;
-      } catch {
-        label = `${wanted} (unknown account)`;
-      }
-      if (![...select.options].some((o) => o.value === wanted)) {
-        select.append(h("option", { value: wanted }, label));
-      }
-    }
-    select.value = this.state.account;
   }
 
   // -- data -----------------------------------------------------------------------------
@@ -333,7 +306,7 @@ export class ListView {
       const row = h("tr", { dataset: { id: token.id } });
       for (const column of this.columns) {
         row.append(h("td", { class: `col-${column.key}`, "data-label": column.label },
-          this.cell(column.key, token)));
+          h("div", { class: "cell" }, this.cell(column.key, token))));
       }
       this.tbody.append(row);
     }

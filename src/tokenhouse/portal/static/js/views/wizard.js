@@ -2,7 +2,8 @@
 
 import { h, clear, nextId } from "../dom.js";
 import { Modal, announce, copyText, messageBox } from "../ui.js";
-import { textField, selectField, moduleChecklist } from "../forms.js";
+import { textField, moduleChecklist } from "../forms.js";
+import { accountPicker } from "./accounts.js";
 
 const STEPS = ["General", "Modules", "Overview", "Summary"];
 
@@ -114,13 +115,19 @@ class Wizard {
       "Name the token after what will use it, so that it can be recognised later."));
     this.fields = {};
     if (this.ctx.isOps) {
-      const account = selectField({ label: "Account", name: "account", required: true,
-        hint: "The account the token acts for.",
-        options: [{ value: "", label: "Loading accounts…" }] });
-      account.select.disabled = true;
+      const account = accountPicker(this.ctx, { label: "Account", emptyLabel: "Choose an account",
+        required: true, hint: "The account the token acts for.",
+        value: this.data.account ? this.data.account.id : "",
+        onError: (error) => this.modal.showError(error, "The accounts could not be loaded.") });
       this.fields.account = account;
       section.append(account.wrap);
-      this.loadAccounts(account);
+      account.ready.then(() => {
+        // The select was disabled while loading: give it the focus unless the user moved on.
+        const active = document.activeElement;
+        if (this.step === 0 && (!active || !/^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName))) {
+          account.select.focus();
+        }
+      });
     } else {
       section.append(h("dl", { class: "review" },
         h("dt", {}, "Account"), h("dd", {}, `${this.ctx.me.account.name} (${this.ctx.me.account.type})`)));
@@ -135,35 +142,13 @@ class Wizard {
     this.firstField = this.ctx.isOps ? this.fields.account.select : name.input;
   }
 
-  async loadAccounts(field) {
-    try {
-      const { items, total } = await this.ctx.accounts();
-      const options = [{ value: "", label: "Choose an account" },
-        ...items.map((a) => ({ value: a.id, label: `${a.name} (${a.type})` }))];
-      field.setOptions(options, this.data.account ? this.data.account.id : "");
-      field.select.disabled = false;
-      this.accountList = items;
-      if (total > items.length) {
-        field.wrap.append(h("p", { class: "hint" },
-          `The first ${items.length} of ${total} accounts, by name.`));
-      }
-      if (document.activeElement === document.body || document.activeElement === this.modal.dialog) {
-        field.select.focus();
-      }
-    } catch (error) {
-      field.setOptions([{ value: "", label: "No accounts" }]);
-      this.modal.showError(error, "The accounts could not be loaded.");
-    }
-  }
-
   readGeneral() {
     const { fields } = this;
     let invalid = null;
     fields.name.clearError();
     if (fields.account) {
       fields.account.clearError();
-      const id = fields.account.select.value;
-      const account = (this.accountList || []).find((a) => a.id === id);
+      const account = fields.account.account();
       if (!account) {
         fields.account.setError("Choose the account the token is for.");
         invalid = fields.account.select;
@@ -200,14 +185,12 @@ class Wizard {
       return;
     }
     this.next.disabled = false;
-    if (!this.data.modules.size) {
-      // A sensible start: the modules enabled by default.
-      for (const m of modules) if (m.isEnabledByDefault) this.data.modules.add(m.id);
-    }
+    // Nothing is chosen for the user: a token gets only what it needs.
     section.append(h("p", { class: "step-intro" },
-      `What the token may use. Listed: the modules your own token holds that a ${type} account may use.`));
+      "Choose only what the token needs. Listed are the modules your own token holds that "
+      + `a ${type} account may use.`));
     this.checklist = moduleChecklist({ modules, selected: this.data.modules,
-      legend: "Modules" });
+      legend: "Modules the token may use" });
     section.append(this.checklist.wrap);
   }
 
