@@ -37,8 +37,10 @@ class Account(Audited, Base):
     technical_support_email: Mapped[str | None] = mapped_column(String(320))
     website: Mapped[str | None] = mapped_column(String(2048))
 
+    # Loaded only where an account is shown whole (accounts/repository.py, exports): a token's
+    # account never needs them, and loading them on every token read cost a query.
     groups: Mapped[list["UserGroup"]] = relationship(
-        back_populates="account", lazy="selectin", order_by="UserGroup.id")
+        back_populates="account", lazy="raise", order_by="UserGroup.id")
     # Set when an icon is uploaded: the representation links to it without loading the bytes.
     icon_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -2,6 +2,7 @@
 
 from sqlalchemy import Select, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from tokenhouse.accounts.models import Account, AccountIcon, AccountStatus, AccountType, UserGroup
 from tokenhouse.auth.actor import Actor
@@ -60,7 +61,7 @@ RESOURCE = Resource("accounts", Obj(account_fields(full=True)), Account.id)
 
 def visible(actor: Actor) -> Select[tuple[Account]]:
     """Operations sees every account; a Client or Vendor token only its own."""
-    statement = select(Account)
+    statement = select(Account).options(selectinload(Account.groups))
     if not actor.is_operations:
         statement = statement.where(Account.id == actor.account_id)
     return statement
@@ -76,7 +77,8 @@ async def get_visible(session: AsyncSession, actor: Actor, account_id: str) -> A
 
 
 async def first_operations(session: AsyncSession) -> Account | None:
-    return await session.scalar(select(Account).where(Account.type == AccountType.OPERATIONS)
+    return await session.scalar(select(Account).options(selectinload(Account.groups))
+                                .where(Account.type == AccountType.OPERATIONS)
                                 .order_by(Account.created_at, Account.id).limit(1))
 
 

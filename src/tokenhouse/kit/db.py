@@ -41,7 +41,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
             path.parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        # No pre-ping: it cost a round trip on every request (see bench/README.md). A
+        # connection that died with the server is detected on use, and the pool replaced.
+        kwargs.update(pool_size=10, max_overflow=10)
     engine = create_async_engine(url, **kwargs)
     if settings.is_embedded:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

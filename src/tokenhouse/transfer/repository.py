@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from tokenhouse.accounts.models import Account, UserGroup
 from tokenhouse.modules.models import Module
@@ -52,7 +53,10 @@ TABLES = {"accounts": Account.__table__, "user_groups": UserGroup.__table__,
 
 async def stream(session: AsyncSession, model: Any) -> AsyncIterator[Any]:
     """Every row of `model` in id order, loaded in batches."""
+    statement = select(model)
+    if model is Account:
+        statement = statement.options(selectinload(Account.groups))
     result = await session.stream_scalars(
-        select(model).order_by(model.id).execution_options(yield_per=500))
+        statement.order_by(model.id).execution_options(yield_per=500))
     async for row in result:
         yield row
