@@ -36,7 +36,7 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium is missing: install Debian's chromium package for the browser tests"; fi; }
 
-install-test: $(VENV)/.installed-test $(CLI_VENV)/bin/mpt-cli browser
+install-test: $(VENV)/.installed-test $(CLI_VENV)/bin/mpt-cli browser bench-tools
 
 run: install
 	$(BIN)/tokenhouse migrate
@@ -50,3 +50,16 @@ test: install-test
 
 clean:
 	rm -rf $(VENV) $(CLI_VENV) .pytest_cache test-output
+
+# Load benchmark (see bench/README.md): `make bench`, `make bench BENCH_ARGS=--small`,
+# `make bench BENCH_ARGS='--smoke --database sqlite'`. Drives the server with Debian's wrk.
+.PHONY: bench bench-tools
+
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	  else echo "wrk is missing: install Debian's wrk package for the benchmark"; fi; }
+
+bench: install bench-tools
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
