@@ -2,6 +2,7 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tokenhouse.accounts.models import AccountStatus
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.cache import CredentialCache
 from tokenhouse.kit import crypto
@@ -31,17 +32,17 @@ async def authenticate(*, session: AsyncSession, secret: str, key: bytes,
         if cached is not None:
             return cached
         generation = cache.generation
-    token = await tokens.find_by_secret_hash(session, secret_hash)
-    if token is None or not crypto.same(token.id, token_id):
+    found = await tokens.find_credential(session, secret_hash)
+    if found is None or not crypto.same(found.token_id, token_id):
         raise Unauthorized(INVALID)
-    if token.status != TokenStatus.ACTIVE:
-        raise Unauthorized(f"The API token is {token.status}.")
-    if token.account.is_disabled:
+    if found.status != TokenStatus.ACTIVE:
+        raise Unauthorized(f"The API token is {found.status}.")
+    if found.account_status == AccountStatus.DISABLED:
         raise Unauthorized("The account of this API token is Disabled.")
-    actor = Actor(account_id=token.account_id, account_type=token.account.type,
-                  modules=frozenset(m.name for m in token.modules),
-                  module_ids=frozenset(m.id for m in token.modules),
-                  token_id=token.id, token_name=token.name)
+    actor = Actor(account_id=found.account_id, account_type=found.account_type,
+                  modules=frozenset(name for _, name in found.modules),
+                  module_ids=frozenset(module_id for module_id, _ in found.modules),
+                  token_id=found.token_id, token_name=found.token_name)
     if cache is not None:
         cache.put(secret_hash, actor, generation)
     return actor

@@ -1,9 +1,12 @@
 """All SQL about API tokens. Every read starts from what the actor may see."""
 
+from dataclasses import dataclass
+
 from sqlalchemy import Select, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
+from tokenhouse.accounts.models import Account
 from tokenhouse.accounts.repository import account_fields
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit.audit import audit_schema
@@ -72,8 +75,34 @@ async def get_visible(session: AsyncSession, actor: Actor, token_id: str,
     return await session.scalar(statement)
 
 
-async def find_by_secret_hash(session: AsyncSession, secret_hash: str) -> ApiToken | None:
-    """The token a credential belongs to, whatever its state (the caller decides)."""
-    return await session.scalar(select(ApiToken).where(ApiToken.secret_hash == secret_hash))
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What authentication needs of the token a secret belongs to."""
+
+    token_id: str
+    token_name: str
+    status: str
+    account_id: str
+    account_type: str
+    account_status: str
+    modules: tuple[tuple[str, str], ...]  # (id, name)
+
+
+async def find_credential(session: AsyncSession, secret_hash: str) -> Credential | None:
+    """The token a secret hash belongs to, whatever its state (the caller decides). One
+    plain query of the columns needed (no ORM objects): this runs on every uncached request."""
+    rows = (await session.execute(
+        select(ApiToken.id, ApiToken.name, ApiToken.status, Account.id, Account.type,
+               Account.status, Module.id, Module.name)
+        .join(Account, Account.id == ApiToken.account_id)
+        .outerjoin(token_modules, token_modules.c.token_id == ApiToken.id)
+        .outerjoin(Module, Module.id == token_modules.c.module_id)
+        .where(ApiToken.secret_hash == secret_hash))).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return Credential(token_id=first[0], token_name=first[1], status=first[2],
+                      account_id=first[3], account_type=first[4], account_status=first[5],
+                      modules=tuple((row[6], row[7]) for row in rows if row[6] is not None))
 
 
