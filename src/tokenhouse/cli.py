@@ -196,7 +196,6 @@ def list_tokens(
     from tokenhouse.auth.actor import system_actor
     from tokenhouse.kit import paging
     from tokenhouse.kit.problems import Problem
-    from tokenhouse.kit.rql import parse_query
     from tokenhouse.modules.repository import all_modules
     from tokenhouse.tokens import service
     from tokenhouse.tokens.repository import RESOURCE
@@ -205,16 +204,14 @@ def list_tokens(
     settings = _settings()
 
     async def run() -> dict[str, Any]:
-        parsed = parse_query(query)
-        shape = paging.list_shape(parsed, RESOURCE)
         async with _session(settings) as session:
             catalog = await all_modules(session)
             actor = system_actor(frozenset(m.name for m in catalog),
                                  frozenset(m.id for m in catalog))
-            tokens, total = await service.list_tokens(session=session, actor=actor,
-                                                      query=parsed)
-            items = [render_token(t, last_access=t.last_access_at) for t in tokens]
-        return paging.page(items, parsed, total, shape, RESOURCE)
+            return await paging.list_response(
+                query, RESOURCE,
+                lambda parsed: service.list_tokens(session=session, actor=actor, query=parsed),
+                lambda token: render_token(token, last_access=token.last_access_at))
 
     try:
         body = asyncio.run(run())

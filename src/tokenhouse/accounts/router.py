@@ -17,7 +17,6 @@ from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit import paging
 from tokenhouse.kit.db import Session
 from tokenhouse.kit.problems import BadRequest, PayloadTooLarge, ValidationFailed
-from tokenhouse.kit.rql import parse_query
 from tokenhouse.kit.wire import (
     ListOf,
     body_doc,
@@ -43,11 +42,10 @@ ICON_SIGNATURES = {
 @router.get("", response_model=ListOf[AccountOut], summary="List accounts",
             openapi_extra=paging.LIST_DOC)
 async def list_accounts(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
-    query = parse_query(request.url.query)
-    shape = paging.list_shape(query, RESOURCE)
-    accounts, total = await service.list_accounts(session=session, actor=actor, query=query)
-    return JSONResponse(paging.page([render_account(a) for a in accounts], query, total, shape,
-                                    RESOURCE))
+    return JSONResponse(await paging.list_response(
+        request.url.query, RESOURCE,
+        lambda query: service.list_accounts(session=session, actor=actor, query=query),
+        render_account))
 
 
 @router.post("", status_code=201, response_model=AccountOut, summary="Create an account",

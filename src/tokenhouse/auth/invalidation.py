@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from tokenhouse.auth.cache import CredentialCache
 from tokenhouse.auth.models import AuthChange
+from tokenhouse.kit.tasks import cancel
 from tokenhouse.kit.timeutil import utcnow
 
 log = logging.getLogger("tokenhouse.invalidation")
@@ -101,13 +102,8 @@ class InvalidationListener:
             log.warning("not receiving invalidations yet: credentials are not cached")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _listen(self) -> None:
         url = make_url(self._engine.url).set(drivername="postgresql")

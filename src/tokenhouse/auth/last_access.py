@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tokenhouse.kit.tasks import cancel
 from tokenhouse.kit.timeutil import as_utc, utcnow
 from tokenhouse.tokens.models import ApiToken
 
@@ -47,13 +48,8 @@ class LastAccessRecorder:
         self._task = asyncio.create_task(self._run(), name="last-access-flush")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self.flush()
 
     async def _run(self) -> None:

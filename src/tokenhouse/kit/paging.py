@@ -1,5 +1,6 @@
 """List and item responses: the `$meta`/`data` envelope, and `select` applied to both."""
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tokenhouse.kit.rql import Query, Resource, parse_query
@@ -54,6 +55,17 @@ def page(items: list[dict[str, Any]], query: Query, total: int, shape: Shape,
     if omitted:
         meta["omitted"] = omitted
     return {"$meta": meta, "data": [project(item, shape) for item in items]}
+
+
+async def list_response(raw: str, resource: Resource,
+                        load: Callable[[Query], Awaitable[tuple[list[Any], int]]],
+                        render: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """A list endpoint's answer: parse the query string, load the page (`load` runs the
+    service), render each object, apply `select`."""
+    query = parse_query(raw)
+    shape = list_shape(query, resource)  # a bad select is a 400 before any query runs
+    items, total = await load(query)
+    return page([render(item) for item in items], query, total, shape, resource)
 
 
 def item(body: dict[str, Any], shape: Shape, resource: Resource) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from fastapi.responses import JSONResponse
 from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit import paging
 from tokenhouse.kit.db import Session
-from tokenhouse.kit.rql import parse_query
 from tokenhouse.kit.wire import ListOf
 from tokenhouse.modules import service
 from tokenhouse.modules.repository import RESOURCE
@@ -18,11 +17,10 @@ router = APIRouter(prefix="/public/v1/accounts/modules", tags=["Modules"])
 @router.get("", response_model=ListOf[ModuleOut], summary="List modules",
             openapi_extra=paging.LIST_DOC)
 async def list_modules(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
-    query = parse_query(request.url.query)
-    shape = paging.list_shape(query, RESOURCE)
-    modules, total = await service.list_modules(session=session, actor=actor, query=query)
-    return JSONResponse(paging.page([render_module(m) for m in modules], query, total, shape,
-                                    RESOURCE))
+    return JSONResponse(await paging.list_response(
+        request.url.query, RESOURCE,
+        lambda query: service.list_modules(session=session, actor=actor, query=query),
+        render_module))
 
 
 @router.get("/{module_id}", response_model=ModuleOut, summary="Get a module")

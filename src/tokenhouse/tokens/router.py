@@ -8,7 +8,6 @@ from fastapi.responses import JSONResponse
 from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit import paging
 from tokenhouse.kit.db import Session
-from tokenhouse.kit.rql import parse_query
 from tokenhouse.kit.wire import ListOf, body_doc, read_empty, read_json, validate
 from tokenhouse.tokens import service
 from tokenhouse.tokens.models import ApiToken
@@ -29,11 +28,10 @@ def _shape(request: Request, token: ApiToken, *, secret: str | None = None) -> d
 @router.get("", response_model=ListOf[TokenOut], summary="List API tokens",
             openapi_extra=paging.LIST_DOC)
 async def list_tokens(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
-    query = parse_query(request.url.query)
-    shape = paging.list_shape(query, RESOURCE)
-    tokens, total = await service.list_tokens(session=session, actor=actor, query=query)
-    items = [_shape(request, token) for token in tokens]
-    return JSONResponse(paging.page(items, query, total, shape, RESOURCE))
+    return JSONResponse(await paging.list_response(
+        request.url.query, RESOURCE,
+        lambda query: service.list_tokens(session=session, actor=actor, query=query),
+        lambda token: _shape(request, token)))
 
 
 @router.post("", status_code=201, response_model=TokenOut, summary="Create an API token",
