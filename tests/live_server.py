@@ -11,6 +11,8 @@ tests/processes.py; on PostgreSQL each server has a fresh database of its own
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,3 +107,15 @@ class LiveServer:
             if self.pg_database is not None:
                 drop_pg_database_sync(self.pg_database)
                 self.pg_database = None
+
+
+@contextmanager
+def serving(backend: str, workdir: Path) -> Iterator[LiveServer]:
+    """A live server for the duration of the block; it must then stop cleanly (SIGTERM: the
+    lifespan shutdown runs and the process exits 0, never a kill after the timeout)."""
+    live = LiveServer.start(backend, workdir)
+    try:
+        yield live
+    finally:
+        code = live.stop()
+        assert live.stopped_cleanly, f"tokenhouse serve exited with {code}:\n{live.log()}"

@@ -25,7 +25,7 @@ from mpt_api_client import MPTClient
 from mpt_api_client.exceptions import MPTAPIError
 
 from tests.databases import BACKENDS
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, serving
 
 pytestmark = pytest.mark.slow
 
@@ -49,14 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """`tokenhouse migrate`, `bootstrap --json` and `serve`, as real processes."""
-    live = LiveServer.start(request.param, tmp_path_factory.mktemp(f"live-{request.param}"))
-    try:
+    with serving(request.param, tmp_path_factory.mktemp(f"live-{request.param}")) as live:
         yield live
-    finally:
-        code = live.stop()
-        # SIGTERM is a clean stop: the lifespan shutdown runs and the process exits 0 (never a
-        # kill after the timeout).
-        assert live.stopped_cleanly, f"tokenhouse serve exited with {code}:\n{live.log()}"
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from mpt_api_client.exceptions import MPTAPIError
 from mpt_api_client.rql import RQLQuery
 
 from tests.databases import BACKENDS
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, serving
 
 pytestmark = pytest.mark.slow
 
@@ -113,12 +113,8 @@ class World:
 def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """`tokenhouse migrate`, `bootstrap --json` and `serve`, as real processes."""
-    live = LiveServer.start(request.param, tmp_path_factory.mktemp(f"rql-{request.param}"))
-    try:
+    with serving(request.param, tmp_path_factory.mktemp(f"rql-{request.param}")) as live:
         yield live
-    finally:
-        code = live.stop()
-        assert live.stopped_cleanly, f"tokenhouse serve exited with {code}:\n{live.log()}"
 
 
 @pytest.fixture(scope="module")
