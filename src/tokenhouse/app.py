@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from tokenhouse import __version__
 from tokenhouse.accounts.router import router as accounts_router
 from tokenhouse.auth.cache import CredentialCache
-from tokenhouse.auth.invalidation import CACHE, InvalidationListener
+from tokenhouse.auth.invalidation import CACHES, InvalidationListener
 from tokenhouse.auth.last_access import LastAccessRecorder
 from tokenhouse.health.router import router as health_router
 from tokenhouse.kit import problems
@@ -22,6 +22,7 @@ from tokenhouse.modules.router import router as modules_router
 from tokenhouse.portal.router import mount as mount_portal
 from tokenhouse.portal.router import router as portal_router
 from tokenhouse.tokens.router import router as tokens_router
+from tokenhouse.tokens.views import TokenViews
 
 OPENAPI_URL = "/public/v1/accounts/openapi.json"
 
@@ -37,12 +38,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.credentials = CredentialCache(settings.credential_cache_size)
-        # Sessions carry the cache, so that a commit drops what it invalidated at once.
-        app.state.sessions = session_factory(engine, info={CACHE: app.state.credentials})
+        app.state.token_views = TokenViews(settings.token_view_cache_size,
+                                           ttl=2 * settings.last_access_interval)
+        caches = [app.state.credentials, app.state.token_views]
+        # Sessions carry the caches, so that a commit drops what it invalidated at once.
+        app.state.sessions = session_factory(engine, info={CACHES: caches})
         app.state.hmac_key = hmac_key
         app.state.last_access = LastAccessRecorder(app.state.sessions,
                                                    settings.last_access_interval)
-        listener = InvalidationListener(engine, app.state.credentials)
+        listener = InvalidationListener(engine, caches)
         await listener.start()
         app.state.last_access.start()
         try:

@@ -171,3 +171,22 @@ def test_a_disabled_cache_answers_nothing() -> None:
     cache.put("h", actor("TKN-1"), cache.generation)
     cache.disable()
     assert cache.get("h") is None
+
+
+def test_a_rename_reaches_the_other_processs_cached_view(pair: tuple[LiveServer, Server]) -> None:
+    live, other = pair
+    token = new_token(live)
+    url = f"{TOKENS}/{token['id']}"
+    with other.client(live.admin_secret) as reader:
+        for _ in range(2):  # the first read makes the view, the second is served by it
+            assert reader.get(url).json()["name"] == "cached"
+        with live.client(live.admin_secret) as admin:
+            assert admin.put(url, json={"name": "renamed"}).status_code == 200
+        deadline = time.monotonic() + 1.0
+        name = None
+        while time.monotonic() < deadline:
+            name = reader.get(url).json()["name"]
+            if name == "renamed":
+                break
+            time.sleep(0.02)
+    assert name == "renamed", "server B still shows the old name after 1 s"

@@ -90,6 +90,8 @@ async def update_account(*, session: AsyncSession, actor: Actor, account: Accoun
     if icon is not None:
         account.icon_updated_at = utcnow()
     account.stamp_updated(actor.by)
+    # Tokens show their account: views of them kept in memory must go.
+    announce(session, "account", account.id)
     # One write of the account row (one revision); the icon bytes live in their own table.
     await session.flush()
     await _store_icon(session, account, icon)

@@ -12,6 +12,7 @@ The process that made the change also drops its entries right after the commit, 
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,15 +22,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from tokenhouse.auth.cache import CredentialCache
 from tokenhouse.auth.models import AuthChange
+from tokenhouse.kit.cache import TaggedCache
 from tokenhouse.kit.tasks import cancel
 from tokenhouse.kit.timeutil import utcnow
 
 log = logging.getLogger("tokenhouse.invalidation")
 CHANNEL = "tokenhouse_auth"
 PENDING = "auth_changes"
-CACHE = "credential_cache"
+CACHES = "invalidated_caches"
 POLL_SECONDS = 0.25
 KEEP = timedelta(minutes=10)
 
@@ -41,14 +42,15 @@ def announce(session: Any, kind: str, key: str = "") -> None:
     info.setdefault(PENDING, []).append(f"{kind}:{key}")
 
 
-def apply(cache: CredentialCache, change: str) -> None:
+def apply(caches: Sequence[TaggedCache], change: str) -> None:
     kind, _, key = change.partition(":")
-    if kind == "token":
-        cache.invalidate_token(key)
-    elif kind == "account":
-        cache.invalidate_account(key)
-    else:
-        cache.clear()
+    for cache in caches:
+        if kind == "token":
+            cache.invalidate_token(key)
+        elif kind == "account":
+            cache.invalidate_account(key)
+        else:
+            cache.clear()
 
 
 @event.listens_for(Session, "before_commit")
@@ -70,10 +72,10 @@ def _publish(session: Session) -> None:
 @event.listens_for(Session, "after_commit")
 def _apply_here(session: Session) -> None:
     changes = session.info.pop(PENDING, None)
-    cache = session.info.get(CACHE)
-    if changes and cache is not None:
+    caches = session.info.get(CACHES)
+    if changes and caches:
         for change in changes:
-            apply(cache, change)
+            apply(caches, change)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -82,11 +84,11 @@ def _forget(session: Session) -> None:
 
 
 class InvalidationListener:
-    """Receives other processes' announcements and applies them to this process's cache."""
+    """Receives other processes' announcements and applies them to this process's caches."""
 
-    def __init__(self, engine: AsyncEngine, cache: CredentialCache):
+    def __init__(self, engine: AsyncEngine, caches: Sequence[TaggedCache]):
         self._engine = engine
-        self._cache = cache
+        self._caches = list(caches)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -99,11 +101,15 @@ class InvalidationListener:
         try:
             await asyncio.wait_for(self._ready.wait(), timeout=wait)
         except TimeoutError:
-            log.warning("not receiving invalidations yet: credentials are not cached")
+            log.warning("not receiving invalidations yet: nothing is cached")
 
     async def stop(self) -> None:
         await cancel(self._task)
         self._task = None
+
+    def _each(self, method: str) -> None:
+        for cache in self._caches:
+            getattr(cache, method)()
 
     async def _listen(self) -> None:
         url = make_url(self._engine.url).set(drivername="postgresql")
@@ -115,14 +121,14 @@ class InvalidationListener:
                 connection = await asyncpg.connect(dsn)
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await connection.add_listener(
-                    CHANNEL, lambda _c, _pid, _channel, payload: apply(self._cache, payload))
-                self._cache.enable()
+                    CHANNEL, lambda _c, _pid, _channel, payload: apply(self._caches, payload))
+                self._each("enable")
                 self._ready.set()
                 await lost.wait()
-                self._cache.disable()
+                self._each("disable")
                 log.warning("lost the invalidation connection; reconnecting")
             except (OSError, asyncpg.PostgresError) as exc:
-                self._cache.disable()
+                self._each("disable")
                 log.warning("cannot listen for invalidations (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(1)
             finally:
@@ -139,13 +145,13 @@ class InvalidationListener:
                     if last is None:
                         last = await connection.scalar(
                             select(table.c.id).order_by(table.c.id.desc()).limit(1)) or 0
-                        self._cache.enable()
+                        self._each("enable")
                         self._ready.set()
                     rows = (await connection.execute(
                         select(table.c.id, table.c.change).where(table.c.id > last)
                         .order_by(table.c.id))).all()
                     for row_id, change in rows:
-                        apply(self._cache, change)
+                        apply(self._caches, change)
                         last = row_id
                     polls += 1
                     if polls % 240 == 0:  # about once a minute: old announcements go
@@ -154,6 +160,6 @@ class InvalidationListener:
                         await connection.commit()
             except Exception as exc:  # a busy or missing database: never cache blindly
                 log.warning("cannot poll for invalidations (%s); retrying", type(exc).__name__)
-                self._cache.disable()
+                self._each("disable")
                 last = None
             await asyncio.sleep(POLL_SECONDS)

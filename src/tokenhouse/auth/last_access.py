@@ -7,6 +7,7 @@ the noted value on top of the stored one, so a client sees its own access at onc
 
 import asyncio
 import logging
+from collections import OrderedDict
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, or_, update
@@ -17,6 +18,7 @@ from tokenhouse.kit.timeutil import as_utc, utcnow
 from tokenhouse.tokens.models import ApiToken
 
 log = logging.getLogger("tokenhouse.last_access")
+REMEMBERED = 100_000
 
 
 class LastAccessRecorder:
@@ -25,9 +27,10 @@ class LastAccessRecorder:
         self._interval = interval
         self._pending: dict[str, datetime] = {}
         self._flushing: dict[str, datetime] = {}
-        # What the last flush wrote: a row read before that write committed still shows the
-        # older value, so responses keep taking the noted one until the next flush.
-        self._written: dict[str, datetime] = {}
+        # What flushes wrote, most recent last and bounded: a row read before the write
+        # committed (or a token's view kept in memory) may still hold an older value, so
+        # responses keep taking this process's own latest record of the access.
+        self._written: OrderedDict[str, datetime] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -65,7 +68,6 @@ class LastAccessRecorder:
         """Write every noted access. Returns how many tokens were written."""
         async with self._lock:
             if not self._pending:
-                self._written = {}
                 return 0
             self._flushing, self._pending = self._pending, {}
             rows = [{"tid": k, "at": v} for k, v in self._flushing.items()]
@@ -88,5 +90,10 @@ class LastAccessRecorder:
                     self._pending.setdefault(key, value)
                 self._flushing = {}
                 raise
-            self._written, self._flushing = self._flushing, {}
+            for key, value in self._flushing.items():
+                self._written[key] = value
+                self._written.move_to_end(key)
+            while len(self._written) > REMEMBERED:
+                self._written.popitem(last=False)
+            self._flushing = {}
             return len(rows)

@@ -56,6 +56,13 @@ def visible(actor: Actor) -> Select[tuple[ApiToken]]:
     return statement
 
 
+def can_see(actor: Actor, account_id: str, status: str) -> bool:
+    """`visible(actor)` for a token already in memory: the same rule, kept beside it (a test
+    holds the two to the same answers)."""
+    return actor.is_operations or (account_id == actor.account_id
+                                   and status != TokenStatus.DELETED)
+
+
 async def list_visible(session: AsyncSession, actor: Actor,
                        query: Query) -> tuple[list[ApiToken], int]:
     return await fetch_page(session, visible(actor), RESOURCE, query)

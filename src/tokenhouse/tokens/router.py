@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit import paging
 from tokenhouse.kit.db import Session
+from tokenhouse.kit.timeutil import render
 from tokenhouse.kit.wire import ListOf, body_doc, read_empty, read_json, validate
 from tokenhouse.tokens import service
 from tokenhouse.tokens.models import ApiToken
@@ -48,12 +49,25 @@ async def create_token(request: Request, session: Session, actor: CurrentActor) 
 async def get_token(token_id: str, request: Request, session: Session,
                     actor: CurrentActor) -> JSONResponse:
     shape = paging.item_shape(paging.item_query(request.url.query), RESOURCE)
-    token = await service.get_token(session=session, actor=actor, token_id=token_id)
+    views = request.app.state.token_views
+    view = views.get(token_id)
+    if view is not None:
+        service.check_readable(actor=actor, token_id=token_id, account_id=view.account_id,
+                               status=view.status)
+        body, stored = dict(view.body), view.last_access_at
+    else:
+        generation = views.generation
+        token = await service.get_token(session=session, actor=actor, token_id=token_id)
+        body, stored = render_token(token, last_access=None), token.last_access_at
+        views.put(token, body, generation)
+        body = dict(body)
+    body["lastAccessAt"] = render(request.app.state.last_access.seen(token_id, stored))
     # The secret is shown only to a caller that authenticated with this very token: it
     # already holds the secret, and `mpt-cli accounts add` reads it back from here.
-    secret = _bearer_secret(request) if token.id == actor.token_id else None
-    return JSONResponse(paging.item(_shape(request, token, secret=secret), shape, RESOURCE),
-                        headers=NO_STORE if secret else None)
+    if token_id == actor.token_id:
+        body["token"] = _bearer_secret(request)
+    return JSONResponse(paging.item(body, shape, RESOURCE),
+                        headers=NO_STORE if token_id == actor.token_id else None)
 
 
 @router.put("/{token_id}", response_model=TokenOut, summary="Change an API token",

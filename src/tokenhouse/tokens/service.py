@@ -40,6 +40,14 @@ async def get_token(*, session: AsyncSession, actor: Actor, token_id: str,
     return token
 
 
+def check_readable(*, actor: Actor, token_id: str, account_id: str, status: str) -> None:
+    """The rules of `get_token`, for a token whose view is already in memory."""
+    if token_id != actor.token_id:
+        actor.require(ACCESS_MANAGEMENT)
+    if not repository.can_see(actor, account_id, status):
+        raise NotFound(f"API token {token_id} not found.")
+
+
 async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate,
                        key: bytes) -> tuple[ApiToken, str]:
     """A new Active token and its secret. The secret is returned once and only its keyed

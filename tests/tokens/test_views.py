@@ -1,0 +1,72 @@
+"""Tokens read from the in-process view cache: never more visible, never staler, than from
+the database."""
+
+import pytest
+from sqlalchemy import select
+
+from tests.factories import ALL_OF_TYPE
+from tests.helpers import TOKENS, problem
+from tokenhouse.auth.actor import Actor
+from tokenhouse.tokens import repository
+from tokenhouse.tokens.models import ApiToken
+
+
+async def test_a_cached_view_never_widens_what_a_tenant_sees(client, factory, app):
+    admin = await factory.admin()
+    theirs = await factory.tenant("Client", modules=ALL_OF_TYPE)
+    mine = await factory.tenant("Client", modules=ALL_OF_TYPE)
+    narrow = await factory.token(mine.account_id, ("Marketplace",))
+    # The operator's read puts their token's view in memory ...
+    assert (await client.get(f"{TOKENS}/{theirs.id}", headers=admin.headers)).status_code == 200
+    assert app.state.token_views.get(theirs.id) is not None
+    # ... which changes nothing for anyone else.
+    problem(await client.get(f"{TOKENS}/{theirs.id}", headers=mine.headers), 404)
+    problem(await client.get(f"{TOKENS}/{theirs.id}", headers=narrow.headers), 403)
+    own = await client.get(f"{TOKENS}/{theirs.id}", headers=theirs.headers)
+    assert own.status_code == 200 and own.json()["token"] == theirs.secret
+    by_admin = await client.get(f"{TOKENS}/{theirs.id}", headers=admin.headers)
+    assert "token" not in by_admin.json()
+
+
+async def test_changes_show_at_once_through_the_cache(client, factory, app):
+    admin = await factory.admin()
+    tenant = await factory.tenant("Client")
+    url = f"{TOKENS}/{tenant.id}"
+    assert (await client.get(url, headers=admin.headers)).json()["name"].startswith("Token")
+    await client.put(url, json={"name": "renamed"}, headers=admin.headers)
+    assert (await client.get(url, headers=admin.headers)).json()["name"] == "renamed"
+    await client.put(f"/public/v1/accounts/accounts/{tenant.account_id}",
+                     json={"name": "Renamed Co"}, headers=admin.headers)
+    assert (await client.get(url, headers=admin.headers)).json()["account"]["name"] == (
+        "Renamed Co")
+    await client.delete(url, headers=admin.headers)
+    assert (await client.get(url, headers=admin.headers)).json()["status"] == "Deleted"
+    problem(await client.get(url, headers=tenant.headers), 401)
+
+
+async def test_last_access_is_current_on_a_cached_view(client, factory):
+    admin = await factory.admin()
+    tenant = await factory.tenant("Client")
+    url = f"{TOKENS}/{tenant.id}"
+    assert (await client.get(url, headers=admin.headers)).json()["lastAccessAt"] is None
+    await client.get(TOKENS, headers=tenant.headers)
+    assert (await client.get(url, headers=admin.headers)).json()["lastAccessAt"] is not None
+
+
+@pytest.mark.parametrize("kind", ["Client", "Vendor", "Operations"])
+async def test_the_in_memory_rule_is_the_sql_rule(client, factory, app, kind):
+    """`can_see` (views in memory) and `visible` (SQL) agree for every token state."""
+    actor_account = await factory.account(kind)
+    other = await factory.account("Client")
+    for account in (actor_account, other):
+        for status in ("Active", "Disabled", "Deleted"):
+            await factory.token(account["id"], status=status)
+    actor = Actor(account_id=actor_account["id"], account_type=kind,
+                  modules=frozenset({"Access Management"}), module_ids=frozenset())
+    async with app.state.sessions() as session:
+        seen = set(await session.scalars(select(ApiToken.id).where(ApiToken.id.in_(
+            repository.visible(actor).with_only_columns(ApiToken.id).scalar_subquery()))))
+        rows = (await session.execute(
+            select(ApiToken.id, ApiToken.account_id, ApiToken.status))).all()
+    assert len(rows) == 6
+    assert {r.id for r in rows if repository.can_see(actor, r.account_id, r.status)} == seen
