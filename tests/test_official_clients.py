@@ -11,7 +11,6 @@ test makes the accounts and tokens it needs, so the tests do not depend on each 
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from mpt_api_client.exceptions import MPTAPIError
 
 from tests.databases import BACKENDS
 from tests.live_server import LiveServer, serving
+from tests.mpt import clients
 
 pytestmark = pytest.mark.slow
 
@@ -56,16 +56,8 @@ def server(request: pytest.FixtureRequest,
 @pytest.fixture(scope="module")
 def connect(server: LiveServer) -> Iterator[Callable[[str], MPTClient]]:
     """Make an `MPTClient` on the live server for a secret; all are closed at the end."""
-    made: list[MPTClient] = []
-
-    def make(secret: str) -> MPTClient:
-        client = mpt_client(server.url, secret)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.http_client.httpx_client.close()
+    with clients(server.url) as make:
+        yield make
 
 
 @pytest.fixture(scope="module")
@@ -110,18 +102,6 @@ def mpt_cli() -> str:
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def mpt_client(url: str, secret: str) -> MPTClient:
-    """`MPTClient.from_config` as the installed 7.x version takes it: with an
-    `authentication` provider (7.0) or, in versions that still have it, `api_token`."""
-    parameters = inspect.signature(MPTClient.from_config).parameters
-    if "authentication" in parameters:
-        from mpt_api_client import BearerTokenAuthentication
-
-        return MPTClient.from_config(authentication=BearerTokenAuthentication(secret),
-                                     base_url=url)
-    return MPTClient.from_config(api_token=secret, base_url=url)  # pragma: no cover
 
 
 def token_body(account_id: str, module_ids: list[str], name: str,

@@ -15,7 +15,6 @@ paging can be checked and a failure names exactly what the client sent.
 
 from __future__ import annotations
 
-import inspect
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +30,7 @@ from mpt_api_client.rql import RQLQuery
 
 from tests.databases import BACKENDS
 from tests.live_server import LiveServer, serving
+from tests.mpt import clients
 
 pytestmark = pytest.mark.slow
 
@@ -126,20 +126,11 @@ def wire() -> list[str]:
 @pytest.fixture(scope="module")
 def connect(server: LiveServer, wire: list[str]) -> Iterator[Callable[[str], MPTClient]]:
     """Make an `MPTClient` on the live server for a secret; all are closed at the end."""
-    made: list[MPTClient] = []
-
     def record(request: httpx.Request) -> None:
         wire.append(request.url.query.decode("ascii"))
 
-    def make(secret: str) -> MPTClient:
-        client = mpt_client(server.url, secret)
-        client.http_client.httpx_client.event_hooks = {"request": [record], "response": []}
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.http_client.httpx_client.close()
+    with clients(server.url, record) as make:
+        yield make
 
 
 @pytest.fixture(scope="module")
@@ -215,18 +206,6 @@ def manager(world: World, connect: Callable[[str], MPTClient]) -> MPTClient:
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def mpt_client(url: str, secret: str) -> MPTClient:
-    """`MPTClient.from_config` as the installed 7.x version takes it (as in
-    tests/test_official_clients.py)."""
-    parameters = inspect.signature(MPTClient.from_config).parameters
-    if "authentication" in parameters:
-        from mpt_api_client import BearerTokenAuthentication
-
-        return MPTClient.from_config(authentication=BearerTokenAuthentication(secret),
-                                     base_url=url)
-    return MPTClient.from_config(api_token=secret, base_url=url)  # pragma: no cover
 
 
 def _get_all(http: httpx.Client, path: str) -> list[dict[str, Any]]:
