@@ -1,21 +1,9 @@
 """Object IDs: a prefix and groups of four random digits (``TKN-1234-5678``)."""
 
-import re
 import secrets
-
-PATTERNS = {
-    "ACC": re.compile(r"^ACC-\d{4}-\d{4}$"),
-    "TKN": re.compile(r"^TKN-\d{4}-\d{4}$"),
-    "UGR": re.compile(r"^UGR-\d{4}-\d{4}$"),
-    "MOD": re.compile(r"^MOD-\d{4}$"),
-}
 
 
 def new_id(prefix: str, groups: int = 2) -> str:
     """A random ID. Random, not sequential, so IDs leak nothing about volume or order;
     callers check for a collision before use, as the space is only 10^8."""
     return "-".join([prefix, *(f"{secrets.randbelow(10_000):04d}" for _ in range(groups))])
-
-
-def is_valid(prefix: str, value: str) -> bool:
-    return bool(PATTERNS[prefix].match(value))
