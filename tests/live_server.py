@@ -56,9 +56,10 @@ class LiveServer:
     # -- life cycle ----------------------------------------------------------------------
 
     @classmethod
-    def start(cls, backend: str, workdir: Path) -> LiveServer:
+    def start(cls, backend: str, workdir: Path, **settings: str) -> LiveServer:
         """Migrate, bootstrap and serve a fresh database of `backend` ("sqlite" or
-        "postgresql"). On any failure everything already made is cleaned up."""
+        "postgresql"), with `settings` as further environment variables. On any failure
+        everything already made is cleaned up."""
         workdir.mkdir(parents=True, exist_ok=True)
         pg_database = None
         if backend == "sqlite":
@@ -69,7 +70,7 @@ class LiveServer:
         else:
             raise ValueError(f"Unknown backend {backend!r}")
         env = clean_env(TOKENHOUSE_DATABASE_URL=database_url, TOKENHOUSE_SECRET_KEY=SECRET_KEY,
-                        TOKENHOUSE_LOG_LEVEL="info", PYTHONUNBUFFERED="1")
+                        TOKENHOUSE_LOG_LEVEL="info", PYTHONUNBUFFERED="1", **settings)
         live = cls(backend=backend, workdir=workdir, env=env, pg_database=pg_database)
         try:
             live._run("migrate")

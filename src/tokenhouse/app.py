@@ -38,15 +38,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.credentials = CredentialCache(settings.credential_cache_size)
-        app.state.token_views = TokenViews(settings.token_view_cache_size,
-                                           ttl=2 * settings.last_access_interval)
+        app.state.token_views = TokenViews(settings.token_view_cache_size)
         caches = [app.state.credentials, app.state.token_views]
         # Sessions carry the caches, so that a commit drops what it invalidated at once.
         app.state.sessions = session_factory(engine, info={CACHES: caches})
         app.state.hmac_key = hmac_key
         app.state.last_access = LastAccessRecorder(app.state.sessions,
                                                    settings.last_access_interval)
-        listener = InvalidationListener(engine, caches)
+        listener = InvalidationListener(engine, caches, on_seen=app.state.last_access.heard)
         await listener.start()
         app.state.last_access.start()
         try:

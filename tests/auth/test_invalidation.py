@@ -15,13 +15,15 @@ from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.cache import CredentialCache
 
 TOKENS = "/public/v1/accounts/api-tokens"
+LAST_ACCESS_INTERVAL = 0.5
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
          ) -> Iterator[tuple[LiveServer, Server]]:
     """Server A (migrated, bootstrapped) and server B, another process on the same database."""
-    live = LiveServer.start(request.param, tmp_path_factory.mktemp(f"pair-{request.param}"))
+    live = LiveServer.start(request.param, tmp_path_factory.mktemp(f"pair-{request.param}"),
+                            TOKENHOUSE_LAST_ACCESS_INTERVAL=str(LAST_ACCESS_INTERVAL))
     other = Server(cwd=live.workdir, env=live.env)
     try:
         other.wait_healthy()
@@ -121,6 +123,26 @@ def test_a_module_change_reaches_the_other_process(pair: tuple[LiveServer, Serve
                 break
             time.sleep(0.02)
     assert status == 403
+
+
+def test_an_access_through_one_process_shows_in_the_others_cached_view(
+        pair: tuple[LiveServer, Server]) -> None:
+    """Views live for minutes; `lastAccessAt` still follows accesses made elsewhere, within
+    about one write interval (the `seen` notes), with no change to the token."""
+    live, other = pair
+    token = new_token(live)
+    url = f"{TOKENS}/{token['id']}"
+    with live.client(live.admin_secret) as admin:
+        assert admin.get(url).json()["lastAccessAt"] is None  # A now holds the view
+        assert admin.get(url).json()["lastAccessAt"] is None
+        with other.client(token["token"]) as elsewhere:
+            assert elsewhere.get(TOKENS).status_code == 200  # an access through B only
+        deadline = time.monotonic() + LAST_ACCESS_INTERVAL + 1.0
+        seen = None
+        while seen is None and time.monotonic() < deadline:
+            seen = admin.get(url).json()["lastAccessAt"]
+            time.sleep(0.05)
+    assert seen is not None, "server A never showed the access made through server B"
 
 
 # -- the cache itself -----------------------------------------------------------------------

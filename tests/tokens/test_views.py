@@ -70,3 +70,22 @@ async def test_the_in_memory_rule_is_the_sql_rule(client, factory, app, kind):
             select(ApiToken.id, ApiToken.account_id, ApiToken.status))).all()
     assert len(rows) == 6
     assert {r.id for r in rows if repository.can_see(actor, r.account_id, r.status)} == seen
+
+
+async def test_the_stored_encoding_is_the_representation(client, factory):
+    """The default GET answers from the view's stored JSON; any `select` renders the dict.
+    Both must say the same thing (`select=id` keeps the default shape: id is always in)."""
+    admin = await factory.admin()
+    tenant = await factory.tenant("Client", modules=ALL_OF_TYPE)
+    url = f"{TOKENS}/{tenant.id}"
+    for headers in (admin.headers, tenant.headers):  # the secret is spliced in for the self-read
+        for _ in range(2):  # from the database, then from memory
+            fast = await client.get(url, headers=headers)
+            general = await client.get(f"{url}?select=id", headers=headers)
+            assert fast.status_code == general.status_code == 200
+            assert fast.headers["content-type"] == "application/json"
+            fast_body, general_body = fast.json(), general.json()
+            if headers is tenant.headers:  # each self-read is an access of its own
+                assert fast_body.pop("lastAccessAt") <= general_body.pop("lastAccessAt")
+            assert fast_body == general_body
+    assert "token" in fast.json() and fast.headers["cache-control"] == "no-store"

@@ -11,8 +11,8 @@ from tokenhouse.kit.cache import TaggedCache
 
 
 class CredentialCache(TaggedCache):
-    def __init__(self, max_entries: int = 100_000, ttl: float = 300.0):
-        super().__init__(max_entries, ttl)
+    def __init__(self, max_entries: int = 100_000):
+        super().__init__(max_entries)
 
     def get(self, secret_hash: str) -> Actor | None:
         return self.lookup(secret_hash)

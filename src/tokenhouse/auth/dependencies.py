@@ -6,22 +6,25 @@ from fastapi import Depends, Request
 
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.service import authenticate
-from tokenhouse.kit.db import Session
 from tokenhouse.kit.problems import Unauthorized
 
 
-async def current_actor(request: Request, session: Session) -> Actor:
+async def current_actor(request: Request) -> Actor:
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized("Authentication is required: send 'Authorization: Bearer <token>'.")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthorized("Use the Bearer scheme: 'Authorization: Bearer <token>'.")
-    actor = await authenticate(session=session, secret=secret.strip(),
-                               key=request.app.state.hmac_key,
-                               cache=request.app.state.credentials)
+    state = request.app.state
+    # Authentication reads in a session of its own, opened only when the credential is not
+    # in memory: on the hot path (a cached credential, a route served from memory) no
+    # session is created at all. It reads committed data only, so it needs no part in the
+    # route's unit of work.
+    actor = await authenticate(sessions=state.sessions, secret=secret.strip(),
+                               key=state.hmac_key, cache=state.credentials)
     if actor.token_id is not None:
-        request.app.state.last_access.touch(actor.token_id)
+        state.last_access.touch(actor.token_id)
     return actor
 
 

@@ -8,16 +8,20 @@ an account, or change the module catalog. The announcement travels with the tran
   for new rows (one indexed query per poll, whatever the number of tokens). SQLite serialises
   writers, so row ids grow in commit order and a poll by `id > last seen` misses nothing.
 The process that made the change also drops its entries right after the commit, at once.
+
+The same channel carries `seen` notes: each process's batched `lastAccessAt` writes (see
+auth/last_access.py), so that every process shows accesses made through the others without
+reading them back from the database.
 """
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
-from sqlalchemy import delete, event, insert, select, text
+from sqlalchemy import ARRAY, Text, bindparam, delete, event, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
@@ -42,8 +46,13 @@ def announce(session: Any, kind: str, key: str = "") -> None:
     info.setdefault(PENDING, []).append(f"{kind}:{key}")
 
 
-def apply(caches: Sequence[TaggedCache], change: str) -> None:
+def apply(caches: Sequence[TaggedCache], change: str,
+          on_seen: Callable[[str], None] | None = None) -> None:
     kind, _, key = change.partition(":")
+    if kind == "seen":
+        if on_seen is not None:
+            on_seen(key)
+        return
     for cache in caches:
         if kind == "token":
             cache.invalidate_token(key)
@@ -53,6 +62,10 @@ def apply(caches: Sequence[TaggedCache], change: str) -> None:
             cache.clear()
 
 
+_NOTIFY = text("SELECT pg_notify(:channel, change) FROM unnest(:changes) AS change"
+               ).bindparams(bindparam("changes", type_=ARRAY(Text())))
+
+
 @event.listens_for(Session, "before_commit")
 def _publish(session: Session) -> None:
     changes = session.info.get(PENDING)
@@ -60,9 +73,8 @@ def _publish(session: Session) -> None:
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        for change in dict.fromkeys(changes):
-            connection.execute(text("SELECT pg_notify(:channel, :change)"),
-                               {"channel": CHANNEL, "change": change})
+        # One statement, whatever the number of changes (a flush may carry many `seen` notes).
+        connection.execute(_NOTIFY, {"channel": CHANNEL, "changes": list(dict.fromkeys(changes))})
     else:
         now = utcnow()
         connection.execute(insert(AuthChange.__table__),
@@ -86,9 +98,11 @@ def _forget(session: Session) -> None:
 class InvalidationListener:
     """Receives other processes' announcements and applies them to this process's caches."""
 
-    def __init__(self, engine: AsyncEngine, caches: Sequence[TaggedCache]):
+    def __init__(self, engine: AsyncEngine, caches: Sequence[TaggedCache],
+                 on_seen: Callable[[str], None] | None = None):
         self._engine = engine
         self._caches = list(caches)
+        self._on_seen = on_seen
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -121,7 +135,8 @@ class InvalidationListener:
                 connection = await asyncpg.connect(dsn)
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await connection.add_listener(
-                    CHANNEL, lambda _c, _pid, _channel, payload: apply(self._caches, payload))
+                    CHANNEL, lambda _c, _pid, _channel, payload: apply(self._caches, payload,
+                                                                       self._on_seen))
                 self._each("enable")
                 self._ready.set()
                 await lost.wait()
@@ -151,7 +166,7 @@ class InvalidationListener:
                         select(table.c.id, table.c.change).where(table.c.id > last)
                         .order_by(table.c.id))).all()
                     for row_id, change in rows:
-                        apply(self._caches, change)
+                        apply(self._caches, change, self._on_seen)
                         last = row_id
                     polls += 1
                     if polls % 240 == 0:  # about once a minute: old announcements go

@@ -3,22 +3,31 @@
 Authentication notes the time in memory; a background task writes what was noted at most once
 per token per interval, in one statement, and a final flush runs on shutdown. Responses read
 the noted value on top of the stored one, so a client sees its own access at once.
+
+Each flush also announces what it wrote (`seen` notes on the invalidation channel), and every
+process keeps the latest access it heard of per token. Token views kept in memory therefore
+show accesses made through any process within about one interval, without reading the row
+again.
 """
 
 import asyncio
 import logging
 from collections import OrderedDict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, bindparam, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tokenhouse.auth.invalidation import announce
 from tokenhouse.kit.tasks import cancel
 from tokenhouse.kit.timeutil import as_utc, utcnow
 from tokenhouse.tokens.models import ApiToken
 
 log = logging.getLogger("tokenhouse.last_access")
 REMEMBERED = 100_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+NOTE_SIZE = 7000  # characters per `seen` note: PostgreSQL's NOTIFY takes at most 8000 bytes
 
 
 class LastAccessRecorder:
@@ -27,10 +36,10 @@ class LastAccessRecorder:
         self._interval = interval
         self._pending: dict[str, datetime] = {}
         self._flushing: dict[str, datetime] = {}
-        # What flushes wrote, most recent last and bounded: a row read before the write
-        # committed (or a token's view kept in memory) may still hold an older value, so
-        # responses keep taking this process's own latest record of the access.
-        self._written: OrderedDict[str, datetime] = OrderedDict()
+        # What flushes wrote here or elsewhere (heard through `seen` notes), most recent last
+        # and bounded: a row read before the write committed, or a token's view kept in
+        # memory, may still hold an older value, so responses take the latest known access.
+        self._known: OrderedDict[str, datetime] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -40,7 +49,7 @@ class LastAccessRecorder:
     def seen(self, token_id: str, stored: datetime | None) -> datetime | None:
         """The latest access: the noted one when newer than what is stored."""
         noted = (self._pending.get(token_id) or self._flushing.get(token_id)
-                 or self._written.get(token_id))
+                 or self._known.get(token_id))
         if noted is None:
             return stored
         if stored is None or as_utc(stored) < noted:
@@ -84,6 +93,8 @@ class LastAccessRecorder:
                 async with self._sessions() as session:
                     connection = await session.connection()
                     await connection.execute(statement, rows)
+                    for note in seen_notes(self._flushing):
+                        announce(session, "seen", note)
                     await session.commit()
             except BaseException:
                 for key, value in self._flushing.items():
@@ -91,9 +102,40 @@ class LastAccessRecorder:
                 self._flushing = {}
                 raise
             for key, value in self._flushing.items():
-                self._written[key] = value
-                self._written.move_to_end(key)
-            while len(self._written) > REMEMBERED:
-                self._written.popitem(last=False)
+                self._remember(key, value)
             self._flushing = {}
             return len(rows)
+
+    def heard(self, note: str) -> None:
+        """Take in another process's `seen` note (`id=milliseconds,...`)."""
+        try:
+            for item in note.split(","):
+                token_id, _, millis = item.partition("=")
+                self._remember(token_id, EPOCH + int(millis) * MILLISECOND)
+        except ValueError:
+            log.warning("ignored a malformed seen note")
+
+    def _remember(self, token_id: str, at: datetime) -> None:
+        known = self._known.get(token_id)
+        if known is None or known < at:
+            self._known[token_id] = at
+        self._known.move_to_end(token_id)
+        while len(self._known) > REMEMBERED:
+            self._known.popitem(last=False)
+
+
+def seen_notes(accesses: dict[str, datetime]) -> list[str]:
+    """Accesses as `seen` notes of at most NOTE_SIZE characters each."""
+    notes: list[str] = []
+    items: list[str] = []
+    size = 0
+    for token_id, at in accesses.items():
+        item = f"{token_id}={(at - EPOCH) // MILLISECOND}"
+        if items and size + len(item) + 1 > NOTE_SIZE:
+            notes.append(",".join(items))
+            items, size = [], 0
+        items.append(item)
+        size += len(item) + 1
+    if items:
+        notes.append(",".join(items))
+    return notes

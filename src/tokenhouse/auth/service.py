@@ -1,6 +1,6 @@
 """Turning a Bearer secret into an actor."""
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenhouse.accounts.models import AccountStatus
 from tokenhouse.auth.actor import Actor
@@ -13,7 +13,7 @@ from tokenhouse.tokens.models import TokenStatus
 INVALID = "The credential is not a valid API token."
 
 
-async def authenticate(*, session: AsyncSession, secret: str, key: bytes,
+async def authenticate(*, sessions: async_sessionmaker[AsyncSession], secret: str, key: bytes,
                        cache: CredentialCache | None = None) -> Actor:
     """The actor behind an API token secret, or 401.
 
@@ -22,6 +22,7 @@ async def authenticate(*, session: AsyncSession, secret: str, key: bytes,
     (a unique index), so the stored value is never compared byte by byte in Python; the
     constant-time check of the token id guards against a secret pasted onto another id.
     Disabled and Deleted tokens, and every token of a Disabled account, authenticate nothing.
+    A session (from `sessions`) is opened only when the credential is not cached.
     """
     token_id = crypto.token_id_of(secret)
     if token_id is None:
@@ -32,7 +33,8 @@ async def authenticate(*, session: AsyncSession, secret: str, key: bytes,
         if cached is not None:
             return cached
         generation = cache.generation
-    found = await tokens.find_credential(session, secret_hash)
+    async with sessions() as session:
+        found = await tokens.find_credential(session, secret_hash)
     if found is None or not crypto.same(found.token_id, token_id):
         raise Unauthorized(INVALID)
     if found.status != TokenStatus.ACTIVE:

@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 
+# How long an entry may live however quiet it is: only a bound on the damage of a lost
+# announcement, so long enough not to cost a re-read of every entry every few seconds.
+SAFETY_TTL = 300.0
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     value: Any
@@ -21,7 +26,7 @@ class _Entry:
 
 
 class TaggedCache:
-    def __init__(self, max_entries: int, ttl: float):
+    def __init__(self, max_entries: int, ttl: float = SAFETY_TTL):
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._by_token: dict[str, set[str]] = {}
         self._by_account: dict[str, set[str]] = {}

@@ -15,7 +15,7 @@ def new_secret(token_id: str) -> str:
 def hash_secret(key: bytes, secret: str) -> str:
     """HMAC-SHA256 of the whole secret. Keyed, so a copy of the database alone does not allow
     an offline guess; the random part makes every secret unguessable anyway."""
-    return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, secret.encode(), hashlib.sha256).hex()
 
 
 def token_id_of(secret: str) -> str | None:

@@ -14,6 +14,7 @@ from tokenhouse.tokens import service
 from tokenhouse.tokens.models import ApiToken
 from tokenhouse.tokens.repository import RESOURCE
 from tokenhouse.tokens.schemas import TokenCreate, TokenOut, TokenUpdate, render_token
+from tokenhouse.tokens.views import make_view
 
 router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"])
 
@@ -46,28 +47,36 @@ async def create_token(request: Request, session: Session, actor: CurrentActor) 
 
 
 @router.get("/{token_id}", response_model=TokenOut, summary="Get an API token")
-async def get_token(token_id: str, request: Request, session: Session,
-                    actor: CurrentActor) -> JSONResponse:
-    shape = paging.item_shape(paging.item_query(request.url.query), RESOURCE)
+async def get_token(token_id: str, request: Request, actor: CurrentActor) -> Response:
+    # The hot path: no unit of work. The view is usually in memory; when it is not, one
+    # short read-only session loads it.
+    raw_query = request.scope["query_string"]
+    shape = paging.item_shape(paging.item_query(raw_query.decode()), RESOURCE) if raw_query \
+        else None
     views = request.app.state.token_views
     view = views.get(token_id)
     if view is not None:
         service.check_readable(actor=actor, token_id=token_id, account_id=view.account_id,
                                status=view.status)
-        body, stored = dict(view.body), view.last_access_at
     else:
         generation = views.generation
-        token = await service.get_token(session=session, actor=actor, token_id=token_id)
-        body, stored = render_token(token, last_access=None), token.last_access_at
-        views.put(token, body, generation)
-        body = dict(body)
-    body["lastAccessAt"] = render(request.app.state.last_access.seen(token_id, stored))
+        async with request.app.state.sessions() as session:
+            token = await service.get_token(session=session, actor=actor, token_id=token_id)
+        view = make_view(token, render_token(token, last_access=None))
+        views.put(token, view, generation)
+    last_access = render(request.app.state.last_access.seen(token_id, view.last_access_at))
     # The secret is shown only to a caller that authenticated with this very token: it
     # already holds the secret, and `mpt-cli accounts add` reads it back from here.
-    if token_id == actor.token_id:
-        body["token"] = _bearer_secret(request)
-    return JSONResponse(paging.item(body, shape, RESOURCE),
-                        headers=NO_STORE if token_id == actor.token_id else None)
+    secret = _bearer_secret(request) if token_id == actor.token_id else None
+    headers = NO_STORE if secret is not None else None
+    if shape is None:
+        return Response(view.json(last_access, secret), media_type="application/json",
+                        headers=headers)
+    body = dict(view.body)
+    body["lastAccessAt"] = last_access
+    if secret is not None:
+        body["token"] = secret
+    return JSONResponse(paging.item(body, shape, RESOURCE), headers=headers)
 
 
 @router.put("/{token_id}", response_model=TokenOut, summary="Change an API token",
