@@ -196,10 +196,10 @@ def list_tokens(
     from tokenhouse.auth.actor import system_actor
     from tokenhouse.kit import paging
     from tokenhouse.kit.problems import Problem
+    from tokenhouse.kit.timeutil import render
     from tokenhouse.modules.repository import all_modules
     from tokenhouse.tokens import service
     from tokenhouse.tokens.repository import RESOURCE
-    from tokenhouse.tokens.schemas import render_token
 
     settings = _settings()
 
@@ -211,7 +211,7 @@ def list_tokens(
             return await paging.list_response(
                 query, RESOURCE,
                 lambda parsed: service.list_tokens(session=session, actor=actor, query=parsed),
-                lambda token: render_token(token, last_access=token.last_access_at))
+                lambda item: {**item.view.body, "lastAccessAt": render(item.last_access_at)})
 
     try:
         body = asyncio.run(run())

@@ -11,7 +11,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-
 # How long an entry may live however quiet it is: only a bound on the damage of a lost
 # announcement, so long enough not to cost a re-read of every entry every few seconds.
 SAFETY_TTL = 300.0

@@ -86,6 +86,15 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
 
 
+async def reading(session: AsyncSession) -> None:
+    """Mark a fresh unit of work as read-only. On PostgreSQL it then runs in autocommit:
+    under READ COMMITTED every statement takes its own snapshot anyway, so a transaction
+    would add nothing but the BEGIN and COMMIT round trips. (SQLite keeps its transaction,
+    which gives the statements one snapshot.)"""
+    if session.bind.dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 # scope="function": the commit runs when the route returns, before the response is sent, so
 # a failed commit is an error response and never a success the database did not keep.
 Session = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]

@@ -31,13 +31,17 @@ def page_statements(statement: Select[Any], resource: Resource, query: Query,
 
 
 async def fetch_page(session: AsyncSession, statement: Select[Any], resource: Resource,
-                     query: Query) -> tuple[list[Any], int]:
-    """One page and the total of the filtered set (see `page_statements`)."""
+                     query: Query, *, objects: bool = True) -> tuple[list[Any], int]:
+    """One page and the total of the filtered set (see `page_statements`): the ORM objects
+    `statement` selects, or with `objects=False` its plain rows."""
     statements = page_statements(statement, resource, query, session.bind.dialect.name)
     total = await session.scalar(statements.count) or 0
     if query.limit == 0 or not total or query.offset >= total:
         return [], total
-    return list((await session.scalars(statements.rows)).unique()), total
+    result = await session.execute(statements.rows)
+    if not objects:
+        return list(result.all()), total
+    return list(result.scalars().unique()), total
 
 
 async def new_unique_id(session: AsyncSession, model: Any, make: Any, attempts: int = 8) -> str:

@@ -1,6 +1,8 @@
 """All SQL about API tokens. Every read starts from what the actor may see."""
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,12 +46,18 @@ RESOURCE = Resource("api-tokens", Obj({
 }), ApiToken.id)
 
 
-def visible(actor: Actor) -> Select[tuple[ApiToken]]:
+def visible(actor: Actor, *columns: Any) -> Select[Any]:
     """The tenant scope, written once: Operations sees every token (Deleted included); a
     Client or Vendor token sees its own account's tokens that are not Deleted. Every read of
-    tokens on behalf of an actor starts here, and query filters are only ever ANDed to it."""
-    statement = (select(ApiToken).join(ApiToken.account)
-                 .options(contains_eager(ApiToken.account)))
+    tokens on behalf of an actor starts here, and query filters are only ever ANDed to it.
+
+    Selects the tokens with their accounts, or only `columns` if given (the account is
+    joined either way: filters and orders may name its fields)."""
+    if columns:
+        statement = select(*columns).join(ApiToken.account)
+    else:
+        statement = (select(ApiToken).join(ApiToken.account)
+                     .options(contains_eager(ApiToken.account)))
     if not actor.is_operations:
         statement = statement.where(ApiToken.account_id == actor.account_id,
                                     ApiToken.status != TokenStatus.DELETED)
@@ -63,14 +71,37 @@ def can_see(actor: Actor, account_id: str, status: str) -> bool:
                                    and status != TokenStatus.DELETED)
 
 
+@dataclass(frozen=True, slots=True)
+class PageRow:
+    """A token on a page: what tells whether its view in memory is current, and the one
+    column that changes without a new revision."""
+
+    id: str
+    revision: int
+    last_access_at: datetime | None
+
+
+PAGE_COLUMNS = (ApiToken.id, ApiToken.revision, ApiToken.last_access_at)
+
+
 async def list_visible(session: AsyncSession, actor: Actor,
-                       query: Query) -> tuple[list[ApiToken], int]:
-    return await fetch_page(session, visible(actor), RESOURCE, query)
+                       query: Query) -> tuple[list[PageRow], int]:
+    """One page of the tokens visible to the actor (only the columns of PageRow: the
+    representations come from the views; see tokens/service.py), and the total."""
+    rows, total = await fetch_page(session, visible(actor, *PAGE_COLUMNS), RESOURCE, query,
+                                   objects=False)
+    return [PageRow(*row) for row in rows], total
 
 
 def list_statements(actor: Actor, query: Query, dialect: str) -> PageStatements:
     """The SQL behind `list_visible` (for looking at its plans)."""
-    return page_statements(visible(actor), RESOURCE, query, dialect)
+    return page_statements(visible(actor, *PAGE_COLUMNS), RESOURCE, query, dialect)
+
+
+async def get_many_visible(session: AsyncSession, actor: Actor,
+                           token_ids: list[str]) -> list[ApiToken]:
+    return list((await session.scalars(visible(actor).where(ApiToken.id.in_(token_ids))))
+                .unique())
 
 
 async def get_visible(session: AsyncSession, actor: Actor, token_id: str,

@@ -7,14 +7,14 @@ from fastapi.responses import JSONResponse
 
 from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit import paging
-from tokenhouse.kit.db import Session
+from tokenhouse.kit.db import Session, reading
 from tokenhouse.kit.timeutil import render
 from tokenhouse.kit.wire import ListOf, body_doc, read_empty, read_json, validate
 from tokenhouse.tokens import service
 from tokenhouse.tokens.models import ApiToken
 from tokenhouse.tokens.repository import RESOURCE
 from tokenhouse.tokens.schemas import TokenCreate, TokenOut, TokenUpdate, render_token
-from tokenhouse.tokens.views import make_view
+from tokenhouse.tokens.views import view_of
 
 router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"])
 
@@ -30,10 +30,20 @@ def _shape(request: Request, token: ApiToken, *, secret: str | None = None) -> d
 @router.get("", response_model=ListOf[TokenOut], summary="List API tokens",
             openapi_extra=paging.LIST_DOC)
 async def list_tokens(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
+    state = request.app.state
+
+    def shape(item: service.Listed) -> dict[str, Any]:
+        body = dict(item.view.body)
+        body["lastAccessAt"] = render(state.last_access.seen(item.view.body["id"],
+                                                             item.last_access_at))
+        return body
+
+    await reading(session)
     return JSONResponse(await paging.list_response(
         request.url.query, RESOURCE,
-        lambda query: service.list_tokens(session=session, actor=actor, query=query),
-        lambda token: _shape(request, token)))
+        lambda query: service.list_tokens(session=session, actor=actor, query=query,
+                                          views=state.token_views),
+        shape))
 
 
 @router.post("", status_code=201, response_model=TokenOut, summary="Create an API token",
@@ -51,8 +61,8 @@ async def get_token(token_id: str, request: Request, actor: CurrentActor) -> Res
     # The hot path: no unit of work. The view is usually in memory; when it is not, one
     # short read-only session loads it.
     raw_query = request.scope["query_string"]
-    shape = paging.item_shape(paging.item_query(raw_query.decode()), RESOURCE) if raw_query \
-        else None
+    shape = paging.item_shape(paging.item_query(raw_query.decode("latin-1")), RESOURCE) \
+        if raw_query else None
     views = request.app.state.token_views
     view = views.get(token_id)
     if view is not None:
@@ -62,8 +72,8 @@ async def get_token(token_id: str, request: Request, actor: CurrentActor) -> Res
         generation = views.generation
         async with request.app.state.sessions() as session:
             token = await service.get_token(session=session, actor=actor, token_id=token_id)
-        view = make_view(token, render_token(token, last_access=None))
-        views.put(token, view, generation)
+        view = view_of(token)
+        views.put(token_id, view, generation)
     last_access = render(request.app.state.last_access.seen(token_id, view.last_access_at))
     # The secret is shown only to a caller that authenticated with this very token: it
     # already holds the secret, and `mpt-cli accounts add` reads it back from here.

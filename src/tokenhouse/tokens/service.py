@@ -5,6 +5,9 @@ the web page go through the same rules. They flush but never commit: the caller 
 of work.
 """
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenhouse.accounts import repository as accounts
@@ -19,13 +22,41 @@ from tokenhouse.modules.service import grantable
 from tokenhouse.tokens import repository
 from tokenhouse.tokens.models import ApiToken, TokenStatus
 from tokenhouse.tokens.schemas import TokenCreate, TokenUpdate
+from tokenhouse.tokens.views import TokenViews, View, view_of
 
 
-async def list_tokens(*, session: AsyncSession, actor: Actor,
-                      query: Query) -> tuple[list[ApiToken], int]:
-    """The tokens visible to the actor, one page, with the total."""
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A token on a page: its view, and `lastAccessAt` as the page's query read it."""
+
+    view: View
+    last_access_at: datetime | None
+
+
+async def list_tokens(*, session: AsyncSession, actor: Actor, query: Query,
+                      views: TokenViews | None = None) -> tuple[list[Listed], int]:
+    """The tokens visible to the actor, one page, with the total.
+
+    The page itself (which tokens, in which order, how many in all) always comes from the
+    database. Each token's representation comes from `views` when the view there is of the
+    revision the page read; the others are loaded in one query and kept."""
     actor.require(ACCESS_MANAGEMENT)
-    return await repository.list_visible(session, actor, query)
+    rows, total = await repository.list_visible(session, actor, query)
+    found: dict[str, View] = {}
+    generation = views.generation if views is not None else 0
+    if views is not None:
+        for row in rows:
+            view = views.get(row.id)
+            if view is not None and view.revision == row.revision:
+                found[row.id] = view
+    missing = [row.id for row in rows if row.id not in found]
+    if missing:
+        for token in await repository.get_many_visible(session, actor, missing):
+            found[token.id] = view_of(token)
+            if views is not None:
+                views.put(token.id, found[token.id], generation)
+    # A token changed out of sight between the two reads is left off this page.
+    return [Listed(found[row.id], row.last_access_at) for row in rows if row.id in found], total
 
 
 async def get_token(*, session: AsyncSession, actor: Actor, token_id: str,

@@ -19,6 +19,7 @@ from typing import Any
 
 from tokenhouse.kit.cache import TaggedCache
 from tokenhouse.tokens.models import ApiToken
+from tokenhouse.tokens.schemas import render_token
 
 LAST_ACCESS = "lastAccessAt"
 
@@ -33,6 +34,7 @@ def encode(value: Any) -> bytes:
 class View:
     account_id: str
     status: str
+    revision: int
     last_access_at: datetime | None  # as stored when the view was made
     body: dict[str, Any]  # the representation, lastAccessAt left None
     head: bytes  # the JSON up to `"lastAccessAt":`
@@ -47,20 +49,22 @@ class View:
         return self.head + middle + self.tail
 
 
-def make_view(token: ApiToken, body: dict[str, Any]) -> View:
+def view_of(token: ApiToken) -> View:
+    body = render_token(token, last_access=None)
     keys = list(body)
     split = keys.index(LAST_ACCESS)
     before = {key: body[key] for key in keys[:split]}
     after = {key: body[key] for key in keys[split + 1:]}
     head = encode(before)[:-1] + b',"' + LAST_ACCESS.encode() + b'":'
     tail = b"," + encode(after)[1:]
-    return View(token.account_id, token.status, token.last_access_at, body, head, tail)
+    return View(token.account_id, token.status, token.revision, token.last_access_at, body,
+                head, tail)
 
 
 class TokenViews(TaggedCache):
     def get(self, token_id: str) -> View | None:
         return self.lookup(token_id)
 
-    def put(self, token: ApiToken, view: View, generation: int) -> None:
-        self.store(token.id, view, token_id=token.id, account_id=token.account_id,
+    def put(self, token_id: str, view: View, generation: int) -> None:
+        self.store(token_id, view, token_id=token_id, account_id=view.account_id,
                    generation=generation)
