@@ -81,6 +81,8 @@ class Factory:
                 data=TokenCreate(name=name or self._name("Token"), account=Ref(id=account_id),
                                  modules=[Ref(id=i) for i in chosen]))
             if status in ("Disabled", "Deleted"):
+                # create_token writes with plain inserts: load the token to change it
+                token = await tokens.get_token(session=session, actor=actor, token_id=token.id)
                 await tokens.disable_token(session=session, actor=actor, token=token)
             if status == "Deleted":
                 await tokens.delete_token(session=session, actor=actor, token=token)

@@ -18,6 +18,7 @@ from tokenhouse.kit.db import create_engine, session_factory
 from tokenhouse.kit.rql.folding import tables as folding_tables
 from tokenhouse.kit.settings import Settings, get_settings
 from tokenhouse.kit.wire import BODY_MODELS, ProblemDocument
+from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.modules.router import router as modules_router
 from tokenhouse.portal.router import mount as mount_portal
 from tokenhouse.portal.router import router as portal_router
@@ -39,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.credentials = CredentialCache(settings.credential_cache_size)
         app.state.token_views = TokenViews(settings.token_view_cache_size)
-        caches = [app.state.credentials, app.state.token_views]
+        app.state.modules = ModuleCatalog()
+        caches = [app.state.credentials, app.state.token_views, app.state.modules]
         # Sessions carry the caches, so that a commit drops what it invalidated at once.
         app.state.sessions = session_factory(engine, info={CACHES: caches})
         app.state.hmac_key = hmac_key

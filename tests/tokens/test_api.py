@@ -266,3 +266,24 @@ async def test_client_does_not_see_deleted_tokens_operations_does(client, factor
     assert deleted.id not in {item["id"] for item in listed["data"]}
     seen = await client.get(f"{TOKENS}/{deleted.id}", headers=admin.headers)
     assert seen.status_code == 200 and seen.json()["status"] == "Deleted"
+
+
+async def test_a_create_that_draws_a_taken_id_draws_again(client, factory, monkeypatch):
+    """Ids are random: a clash with an existing token (Deleted ones included) must neither
+    fail the create nor touch the other token."""
+    from tokenhouse.kit import ids
+
+    admin = await factory.admin()
+    taken = await factory.token(admin.account_id, status="Deleted")
+    real = ids.new_id
+    draws = iter([taken.id, taken.id])
+    monkeypatch.setattr(ids, "new_id", lambda prefix: next(draws, None) or real(prefix))
+    created = await client.post(TOKENS, headers=admin.headers, json={
+        "name": "lucky", "account": {"id": admin.account_id},
+        "modules": [{"id": "MOD-1732"}]})
+    assert created.status_code == 201, created.text
+    assert created.json()["id"] not in (taken.id, admin.id)
+    assert next(draws, None) is None  # both clashing draws were used
+    monkeypatch.undo()
+    old = (await client.get(f"{TOKENS}/{taken.id}", headers=admin.headers)).json()
+    assert (old["name"], old["status"]) != ("lucky", "Active")

@@ -8,6 +8,7 @@ from tokenhouse.kit.problems import NotFound, ValidationFailed
 from tokenhouse.kit.rql import Query
 from tokenhouse.kit.wire import Ref
 from tokenhouse.modules import repository
+from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.modules.models import Module
 
 
@@ -25,16 +26,23 @@ async def get_module(*, session: AsyncSession, actor: Actor, module_id: str) -> 
 
 
 async def grantable(*, session: AsyncSession, actor: Actor, account: Account,
-                    refs: list[Ref], already: frozenset[str] = frozenset()) -> list[Module]:
+                    refs: list[Ref], already: frozenset[str] = frozenset(),
+                    catalog: ModuleCatalog | None = None) -> list[Module]:
     """The modules named by `refs`, checked for a token of `account` given by `actor`.
 
     A token can never give what it does not hold itself (privilege escalation), and no token
     may use a module that its account's type may not use. Modules in `already` (those the
     token holds now) may be kept by an actor that does not hold them, so a client can PUT
     back what it read.
+
+    With `catalog`, the modules returned are the catalog's read-only copies (see
+    modules/catalog.py); without it they are loaded into `session`.
     """
     wanted = list(dict.fromkeys(ref.id for ref in refs))
-    found = await repository.by_ids(session, wanted)
+    if catalog is not None:
+        found = await catalog.by_id(session)
+    else:
+        found = await repository.by_ids(session, wanted)
     problems: list[str] = []
     for module_id in wanted:
         module = found.get(module_id)

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
@@ -111,6 +112,24 @@ async def get_visible(session: AsyncSession, actor: Actor, token_id: str,
         # Two concurrent changes of one token are serialised, so `revision` checks hold.
         statement = statement.with_for_update(of=ApiToken)
     return await session.scalar(statement)
+
+
+async def insert_new(session: AsyncSession, token: ApiToken) -> bool:
+    """Insert a new token (and its module links) as plain statements, without the ORM's
+    flush. False, with nothing written, when its id is taken: the caller draws another.
+    Ids are random, so a clash is rare but possible; ON CONFLICT makes it one statement
+    instead of a look-up before every insert, and it holds against a concurrent insert."""
+    table = ApiToken.__table__
+    values = {column.key: getattr(token, column.key) for column in table.columns}
+    dialect = session.bind.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (insert(table).values(values)
+                 .on_conflict_do_nothing(index_elements=[table.c.id]).returning(table.c.id))
+    if (await session.execute(statement)).first() is None:
+        return False
+    await session.execute(token_modules.insert().values(
+        [{"token_id": token.id, "module_id": module.id} for module in token.modules]))
+    return True
 
 
 @dataclass(frozen=True, slots=True)

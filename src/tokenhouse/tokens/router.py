@@ -51,7 +51,8 @@ async def list_tokens(request: Request, session: Session, actor: CurrentActor) -
 async def create_token(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
     data = validate(TokenCreate, await read_json(request))
     token, secret = await service.create_token(session=session, actor=actor, data=data,
-                                               key=request.app.state.hmac_key)
+                                               key=request.app.state.hmac_key,
+                                               catalog=request.app.state.modules)
     return JSONResponse(_shape(request, token, secret=secret), status_code=201,
                         headers=NO_STORE)
 

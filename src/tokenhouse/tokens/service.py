@@ -15,14 +15,16 @@ from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.invalidation import announce
 from tokenhouse.kit import crypto, ids
 from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
-from tokenhouse.kit.repository import new_unique_id
 from tokenhouse.kit.rql import Query
+from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.modules.models import ACCESS_MANAGEMENT
 from tokenhouse.modules.service import grantable
 from tokenhouse.tokens import repository
 from tokenhouse.tokens.models import ApiToken, TokenStatus
 from tokenhouse.tokens.schemas import TokenCreate, TokenUpdate
 from tokenhouse.tokens.views import TokenViews, View, view_of
+
+ID_ATTEMPTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,26 +81,32 @@ def check_readable(*, actor: Actor, token_id: str, account_id: str, status: str)
         raise NotFound(f"API token {token_id} not found.")
 
 
-async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate,
-                       key: bytes) -> tuple[ApiToken, str]:
+async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate, key: bytes,
+                       catalog: ModuleCatalog | None = None) -> tuple[ApiToken, str]:
     """A new Active token and its secret. The secret is returned once and only its keyed
-    hash is stored."""
+    hash is stored.
+
+    The token returned is never attached to `session`: it was written with plain inserts
+    (see `repository.insert_new`) and is only to be rendered."""
     actor.require(ACCESS_MANAGEMENT)
     account = await accounts.get_visible(session, actor, data.account.id)
     if account is None:
         raise ValidationFailed({"account": [f"Account {data.account.id} does not exist."]})
     if account.is_disabled:
         raise ValidationFailed({"account": [f"Account {account.id} is Disabled."]})
-    modules = await grantable(session=session, actor=actor, account=account, refs=data.modules)
-    token_id = await new_unique_id(session, ApiToken, lambda: ids.new_id("TKN"))
-    secret = crypto.new_secret(token_id)
-    token = ApiToken(id=token_id, account=account, name=data.name, description=data.description,
-                     icon=data.icon, status=TokenStatus.ACTIVE, modules=modules,
-                     secret_hash=crypto.hash_secret(key, secret))
-    token.stamp_created(actor.by)
-    session.add(token)
-    await session.flush()
-    return token, secret
+    modules = await grantable(session=session, actor=actor, account=account, refs=data.modules,
+                              catalog=catalog)
+    for _ in range(ID_ATTEMPTS):
+        token_id = ids.new_id("TKN")
+        secret = crypto.new_secret(token_id)
+        token = ApiToken(id=token_id, account_id=account.id, account=account, name=data.name,
+                         description=data.description, icon=data.icon,
+                         status=TokenStatus.ACTIVE, modules=modules,
+                         secret_hash=crypto.hash_secret(key, secret), revision=1)
+        token.stamp_created(actor.by)
+        if await repository.insert_new(session, token):
+            return token, secret
+    raise RuntimeError(f"no free API token id after {ID_ATTEMPTS} attempts")
 
 
 async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
