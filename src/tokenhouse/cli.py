@@ -211,7 +211,7 @@ def list_tokens(
             return await paging.list_response(
                 query, RESOURCE,
                 lambda parsed: service.list_tokens(session=session, actor=actor, query=parsed),
-                lambda item: {**item.view.body, "lastAccessAt": render(item.last_access_at)})
+                lambda item: item.view.body(render(item.last_access_at)))
 
     try:
         body = asyncio.run(run())

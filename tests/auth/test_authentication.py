@@ -1,6 +1,7 @@
 """Bearer authentication: who gets in, who does not, and what is stored."""
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -88,7 +89,7 @@ async def test_a_burst_of_requests_is_at_most_one_write_per_interval(client, fac
     writes: list[float] = []
 
     def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
-        if statement.lstrip().upper().startswith("UPDATE API_TOKENS SET LAST_ACCESS_AT"):
+        if re.match(r"\s*UPDATE api_tokens (AS t )?SET last_access_at", statement, re.I):
             rows = parameters if executemany else [parameters]
             text = repr(rows)
             if admin.id in text:
@@ -130,3 +131,21 @@ async def test_the_database_holds_no_secret(client, factory, app, backend):
     assert created["id"] in dump  # the dump really holds the tokens ...
     for value in secrets + randoms:
         assert value not in dump  # ... but not their secrets
+
+
+async def test_a_flush_writes_every_token_in_chunks(client, factory, app, monkeypatch):
+    from tokenhouse.auth import last_access
+
+    admin = await factory.admin()
+    issued = [await factory.token(admin.account_id) for _ in range(5)]
+    monkeypatch.setattr(last_access, "CHUNK", 2)  # three transactions for five tokens
+    await app.state.last_access.flush()  # what the factory's requests noted
+    for token in issued:
+        app.state.last_access.touch(token.id)
+    assert await app.state.last_access.flush() == 5
+    async with app.state.sessions() as session:
+        stored = (await session.execute(
+            text("SELECT id, last_access_at FROM api_tokens WHERE id IN "
+                 "(:a, :b, :c, :d, :e)"), dict(zip("abcde", [t.id for t in issued],
+                                                   strict=True)))).all()
+    assert len(stored) == 5 and all(at is not None for _, at in stored)

@@ -15,16 +15,16 @@ import logging
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenhouse.auth.invalidation import announce
 from tokenhouse.kit.tasks import cancel
 from tokenhouse.kit.timeutil import as_utc, utcnow
-from tokenhouse.tokens.models import ApiToken
+from tokenhouse.tokens import repository as tokens
 
 log = logging.getLogger("tokenhouse.last_access")
 REMEMBERED = 100_000
+CHUNK = 2000  # tokens per UPDATE
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 NOTE_SIZE = 7000  # characters per `seen` note: PostgreSQL's NOTIFY takes at most 8000 bytes
@@ -79,32 +79,30 @@ class LastAccessRecorder:
             if not self._pending:
                 return 0
             self._flushing, self._pending = self._pending, {}
-            rows = [{"tid": k, "at": v} for k, v in self._flushing.items()]
-            table = ApiToken.__table__
-            # Never move a value backwards (another process may have written a newer one).
-            statement = (
-                update(table)
-                .where(and_(table.c.id == bindparam("tid"),
-                            or_(table.c.last_access_at.is_(None),
-                                table.c.last_access_at < bindparam("at"))))
-                .values(last_access_at=bindparam("at"))
-            )
+            # In id order, so that two processes writing the same tokens lock their rows in
+            # the same order (no deadlock); in chunks, each its own short transaction, so no
+            # flush holds many row locks or the event loop for long.
+            ids = sorted(self._flushing)
             try:
-                async with self._sessions() as session:
-                    connection = await session.connection()
-                    await connection.execute(statement, rows)
-                    for note in seen_notes(self._flushing):
-                        announce(session, "seen", note)
-                    await session.commit()
+                for start in range(0, len(ids), CHUNK):
+                    chunk = {token_id: self._flushing[token_id]
+                             for token_id in ids[start:start + CHUNK]}
+                    async with self._sessions() as session:
+                        await tokens.write_last_access(session, chunk)
+                        for note in seen_notes(chunk):
+                            announce(session, "seen", note)
+                        await session.commit()
+                    for token_id, at in chunk.items():
+                        self._remember(token_id, at)
             except BaseException:
+                # Kept for the next round. Chunks already written are written again then,
+                # which changes nothing: a stored value never moves backwards.
                 for key, value in self._flushing.items():
                     self._pending.setdefault(key, value)
                 self._flushing = {}
                 raise
-            for key, value in self._flushing.items():
-                self._remember(key, value)
             self._flushing = {}
-            return len(rows)
+            return len(ids)
 
     def heard(self, note: str) -> None:
         """Take in another process's `seen` note (`id=milliseconds,...`)."""

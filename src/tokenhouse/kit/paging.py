@@ -1,7 +1,10 @@
 """List and item responses: the `$meta`/`data` envelope, and `select` applied to both."""
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from starlette.responses import Response
 
 from tokenhouse.kit.rql import Query, Resource, parse_query
 from tokenhouse.kit.rql.parser import RqlError
@@ -45,8 +48,14 @@ def item_shape(query: Query, resource: Resource) -> Shape:
     return compile_select(query.select, resource.root)
 
 
-def page(items: list[dict[str, Any]], query: Query, total: int, shape: Shape,
-         resource: Resource) -> dict[str, Any]:
+def list_query(raw: str, resource: Resource) -> tuple[Query, Shape]:
+    """A list's query string, parsed, and the shape of its items (a bad `select` is a 400
+    before any query runs)."""
+    query = parse_query(raw)
+    return query, list_shape(query, resource)
+
+
+def _meta(query: Query, total: int, shape: Shape, resource: Resource) -> dict[str, Any]:
     # pagination holds exactly offset, limit and total: mpt-api-client builds a dataclass
     # from it. `limit` is the effective (capped) one, which the client pages by.
     meta: dict[str, Any] = {"pagination": {"offset": query.offset, "limit": query.limit,
@@ -54,7 +63,21 @@ def page(items: list[dict[str, Any]], query: Query, total: int, shape: Shape,
     omitted = omitted_fields(shape, resource.root)
     if omitted:
         meta["omitted"] = omitted
-    return {"$meta": meta, "data": [project(item, shape) for item in items]}
+    return meta
+
+
+def page(items: list[dict[str, Any]], query: Query, total: int, shape: Shape,
+         resource: Resource) -> dict[str, Any]:
+    return {"$meta": _meta(query, total, shape, resource),
+            "data": [project(item, shape) for item in items]}
+
+
+def encoded_page(items: list[bytes], query: Query, total: int, shape: Shape,
+                 resource: Resource) -> Response:
+    """`page` for items already encoded in `shape` (tokens kept as JSON in memory)."""
+    meta = encode_json({"$meta": _meta(query, total, shape, resource)})
+    return Response(meta[:-1] + b',"data":[' + b",".join(items) + b"]}",
+                    media_type="application/json")
 
 
 async def list_response(raw: str, resource: Resource,
@@ -62,10 +85,15 @@ async def list_response(raw: str, resource: Resource,
                         render: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
     """A list endpoint's answer: parse the query string, load the page (`load` runs the
     service), render each object, apply `select`."""
-    query = parse_query(raw)
-    shape = list_shape(query, resource)  # a bad select is a 400 before any query runs
+    query, shape = list_query(raw, resource)
     items, total = await load(query)
     return page([render(item) for item in items], query, total, shape, resource)
+
+
+def encode_json(value: Any) -> bytes:
+    """JSON exactly as Starlette's JSONResponse writes it."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None,
+                      separators=(",", ":")).encode()
 
 
 def item(body: dict[str, Any], shape: Shape, resource: Resource) -> dict[str, Any]:

@@ -4,7 +4,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, literal, select
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    Select,
+    String,
+    bindparam,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
@@ -130,6 +141,34 @@ async def insert_new(session: AsyncSession, token: ApiToken) -> bool:
     await session.execute(token_modules.insert().values(
         [{"token_id": token.id, "module_id": module.id} for module in token.modules]))
     return True
+
+
+# One statement for a whole batch: the values travel as two arrays, not as one parameter set
+# per token. A value never moves backwards (another process may have written a newer one).
+_LAST_ACCESS_PG = text(
+    "UPDATE api_tokens AS t SET last_access_at = v.at "
+    "FROM unnest(:ids, :ats) AS v(id, at) "
+    "WHERE t.id = v.id AND (t.last_access_at IS NULL OR t.last_access_at < v.at)"
+).bindparams(bindparam("ids", type_=ARRAY(String())),
+             bindparam("ats", type_=ARRAY(DateTime(timezone=True))))
+_LAST_ACCESS = (
+    update(ApiToken.__table__)
+    .where(ApiToken.__table__.c.id == bindparam("tid"),
+           or_(ApiToken.__table__.c.last_access_at.is_(None),
+               ApiToken.__table__.c.last_access_at < bindparam("at")))
+    .values(last_access_at=bindparam("at"))
+)
+
+
+async def write_last_access(session: AsyncSession, accesses: dict[str, datetime]) -> None:
+    """Store the latest accesses of tokens (id -> when), where newer than what is stored."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.execute(_LAST_ACCESS_PG, {"ids": list(accesses),
+                                                   "ats": list(accesses.values())})
+    else:
+        await connection.execute(_LAST_ACCESS, [{"tid": token_id, "at": at}
+                                                for token_id, at in accesses.items()])
 
 
 @dataclass(frozen=True, slots=True)

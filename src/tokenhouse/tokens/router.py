@@ -29,21 +29,19 @@ def _shape(request: Request, token: ApiToken, *, secret: str | None = None) -> d
 
 @router.get("", response_model=ListOf[TokenOut], summary="List API tokens",
             openapi_extra=paging.LIST_DOC)
-async def list_tokens(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
+async def list_tokens(request: Request, session: Session, actor: CurrentActor) -> Response:
     state = request.app.state
-
-    def shape(item: service.Listed) -> dict[str, Any]:
-        body = dict(item.view.body)
-        body["lastAccessAt"] = render(state.last_access.seen(item.view.body["id"],
-                                                             item.last_access_at))
-        return body
-
+    query, shape = paging.list_query(request.url.query, RESOURCE)
     await reading(session)
-    return JSONResponse(await paging.list_response(
-        request.url.query, RESOURCE,
-        lambda query: service.list_tokens(session=session, actor=actor, query=query,
-                                          views=state.token_views),
-        shape))
+    items, total = await service.list_tokens(session=session, actor=actor, query=query,
+                                             views=state.token_views)
+    accesses = [render(state.last_access.seen(item.view.token_id, item.last_access_at))
+                for item in items]
+    if not query.select:  # the default shape: items as kept in memory
+        return paging.encoded_page([item.view.item.join(at) for item, at in zip(
+            items, accesses, strict=True)], query, total, shape, RESOURCE)
+    return JSONResponse(paging.page([item.view.body(at) for item, at in zip(
+        items, accesses, strict=True)], query, total, shape, RESOURCE))
 
 
 @router.post("", status_code=201, response_model=TokenOut, summary="Create an API token",
@@ -74,17 +72,16 @@ async def get_token(token_id: str, request: Request, actor: CurrentActor) -> Res
         async with request.app.state.sessions() as session:
             token = await service.get_token(session=session, actor=actor, token_id=token_id)
         view = view_of(token)
-        views.put(token_id, view, generation)
+        views.put(view, generation)
     last_access = render(request.app.state.last_access.seen(token_id, view.last_access_at))
     # The secret is shown only to a caller that authenticated with this very token: it
     # already holds the secret, and `mpt-cli accounts add` reads it back from here.
     secret = _bearer_secret(request) if token_id == actor.token_id else None
     headers = NO_STORE if secret is not None else None
     if shape is None:
-        return Response(view.json(last_access, secret), media_type="application/json",
+        return Response(view.whole.join(last_access, secret), media_type="application/json",
                         headers=headers)
-    body = dict(view.body)
-    body["lastAccessAt"] = last_access
+    body = view.body(last_access)
     if secret is not None:
         body["token"] = secret
     return JSONResponse(paging.item(body, shape, RESOURCE), headers=headers)

@@ -56,7 +56,7 @@ async def list_tokens(*, session: AsyncSession, actor: Actor, query: Query,
         for token in await repository.get_many_visible(session, actor, missing):
             found[token.id] = view_of(token)
             if views is not None:
-                views.put(token.id, found[token.id], generation)
+                views.put(found[token.id], generation)
     # A token changed out of sight between the two reads is left off this page.
     return [Listed(found[row.id], row.last_access_at) for row in rows if row.id in found], total
 

@@ -1,15 +1,17 @@
 """Rendered tokens kept in each process, so that reading a token (GET .../api-tokens/{id},
-which every client does to check itself) needs no database round trip.
+which every client does to check itself) and the items of a list page need no database
+round trip.
 
-A view is the token's representation without `lastAccessAt` and without the secret, both
-added at response time: `lastAccessAt` from the stored value and the latest access this
-process knows of (its own, and those other processes announce; see auth/last_access.py).
-Besides the dict (for `select`), a view holds its JSON encoding split around `lastAccessAt`,
-so that the default representation is answered without encoding anything again.
+A view is the token's representation, kept as JSON bytes split around `lastAccessAt`: that
+one property, and the secret on a self-read, are spliced in at response time. `lastAccessAt`
+comes from the stored value and the latest access this process knows of (its own, and those
+other processes announce; see auth/last_access.py). The representation is kept twice: whole
+(GET) and as a list item (without `audit`). Bytes, not dicts: a view costs about 2 KB and
+nothing for the garbage collector to walk. A `select` decodes it.
 
 Views are dropped by the same announcements as cached credentials (a token changed; its
-account changed or was disabled; the module catalog changed). Like them, they expire after
-`ttl` in case an announcement is ever lost.
+account changed or was disabled; the module catalog changed). Like them, they expire after a
+safety TTL in case an announcement is ever lost.
 """
 
 import json
@@ -17,54 +19,66 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tokenhouse.kit import paging
 from tokenhouse.kit.cache import TaggedCache
+from tokenhouse.kit.paging import encode_json
+from tokenhouse.kit.rql import parse_query
+from tokenhouse.kit.rql.shape import project
 from tokenhouse.tokens.models import ApiToken
+from tokenhouse.tokens.repository import RESOURCE
 from tokenhouse.tokens.schemas import render_token
 
 LAST_ACCESS = "lastAccessAt"
+LIST_ITEM = paging.list_shape(parse_query(""), RESOURCE)
 
 
-def encode(value: Any) -> bytes:
-    """JSON as Starlette's JSONResponse writes it."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None,
-                      separators=(",", ":")).encode()
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A JSON object with the value of `lastAccessAt` left out, to be spliced in."""
+
+    head: bytes  # up to and including `"lastAccessAt":`
+    tail: bytes  # from the property after lastAccessAt to the end
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Split":
+        keys = list(body)
+        at = keys.index(LAST_ACCESS)
+        head = encode_json({key: body[key] for key in keys[:at]})[:-1]
+        tail = encode_json({key: body[key] for key in keys[at + 1:]})[1:]
+        return cls(head + b',"' + LAST_ACCESS.encode() + b'":', b"," + tail)
+
+    def join(self, last_access: str | None, secret: str | None = None) -> bytes:
+        middle = encode_json(last_access)
+        if secret is not None:  # the secret follows lastAccessAt, as in a create response
+            middle += b',"token":' + encode_json(secret)
+        return self.head + middle + self.tail
 
 
 @dataclass(frozen=True, slots=True)
 class View:
+    token_id: str
     account_id: str
     status: str
     revision: int
     last_access_at: datetime | None  # as stored when the view was made
-    body: dict[str, Any]  # the representation, lastAccessAt left None
-    head: bytes  # the JSON up to `"lastAccessAt":`
-    tail: bytes  # the JSON from the property after lastAccessAt on
+    whole: Split
+    item: Split
 
-    def json(self, last_access: str | None, secret: str | None = None) -> bytes:
-        """The default representation, with `lastAccessAt` and, if given, the secret (which
-        follows it, as in every other response)."""
-        middle = encode(last_access)
-        if secret is not None:
-            middle += b',"token":' + encode(secret)
-        return self.head + middle + self.tail
+    def body(self, last_access: str | None) -> dict[str, Any]:
+        """The representation as a dict, for `select` (the slow path)."""
+        return json.loads(self.whole.join(last_access))
 
 
 def view_of(token: ApiToken) -> View:
     body = render_token(token, last_access=None)
-    keys = list(body)
-    split = keys.index(LAST_ACCESS)
-    before = {key: body[key] for key in keys[:split]}
-    after = {key: body[key] for key in keys[split + 1:]}
-    head = encode(before)[:-1] + b',"' + LAST_ACCESS.encode() + b'":'
-    tail = b"," + encode(after)[1:]
-    return View(token.account_id, token.status, token.revision, token.last_access_at, body,
-                head, tail)
+    return View(token.id, token.account_id, token.status, token.revision, token.last_access_at,
+                Split.of(body), Split.of(project(body, LIST_ITEM)))
 
 
 class TokenViews(TaggedCache):
     def get(self, token_id: str) -> View | None:
         return self.lookup(token_id)
 
-    def put(self, token_id: str, view: View, generation: int) -> None:
-        self.store(token_id, view, token_id=token_id, account_id=view.account_id,
+    def put(self, view: View, generation: int) -> None:
+        self.store(view.token_id, view, token_id=view.token_id, account_id=view.account_id,
                    generation=generation)
