@@ -6,6 +6,7 @@ from tokenhouse.accounts.models import AccountStatus
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.cache import CredentialCache
 from tokenhouse.kit import crypto
+from tokenhouse.kit.db import read_only
 from tokenhouse.kit.problems import Unauthorized
 from tokenhouse.tokens import repository as tokens
 from tokenhouse.tokens.models import TokenStatus
@@ -33,7 +34,7 @@ async def authenticate(*, sessions: async_sessionmaker[AsyncSession], secret: st
         if cached is not None:
             return cached
         generation = cache.generation
-    async with sessions() as session:
+    async with read_only(sessions) as session:
         found = await tokens.find_credential(session, secret_hash)
     if found is None or not crypto.same(found.token_id, token_id):
         raise Unauthorized(INVALID)

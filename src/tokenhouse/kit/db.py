@@ -1,6 +1,7 @@
 """Database engine, the declarative base, and the one unit of work per request."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -84,6 +85,15 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
         # greenlet bridge.
         if session.in_transaction():
             await session.rollback()
+
+
+@asynccontextmanager
+async def read_only(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A short session of reads outside any unit of work (see `reading`), for what is
+    usually served from memory and needs the database only on a miss."""
+    async with sessions() as session:
+        await reading(session)
+        yield session
 
 
 async def reading(session: AsyncSession) -> None:

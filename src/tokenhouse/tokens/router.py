@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit import paging
-from tokenhouse.kit.db import Session, reading
+from tokenhouse.kit.db import Session, read_only, reading
 from tokenhouse.kit.timeutil import render
 from tokenhouse.kit.wire import ListOf, body_doc, read_empty, read_json, validate
 from tokenhouse.tokens import service
@@ -69,7 +69,7 @@ async def get_token(token_id: str, request: Request, actor: CurrentActor) -> Res
                                status=view.status)
     else:
         generation = views.generation
-        async with request.app.state.sessions() as session:
+        async with read_only(request.app.state.sessions) as session:
             token = await service.get_token(session=session, actor=actor, token_id=token_id)
         view = view_of(token)
         views.put(view, generation)
