@@ -77,16 +77,16 @@ class Mode:
     known: int         # tokens whose secrets the benchmark knows (scenario 2)
     duration: int      # seconds per measured run (wrk takes whole seconds)
     warmup: int        # seconds of warm-up per scenario, before its first measured run
-    # Scenario 2 measures the common path, a credential (and token) each worker has seen: its
-    # warm-up is long enough for the workers to meet most of the known tokens first.
+    # Scenario 2 measures the common path, a credential (and token) each worker has seen: it
+    # warms up in rounds of this many seconds until its rate stops rising (see warm_up).
     read_warmup: int = 0
 
 
 MODES = {
     "full": Mode("full", accounts=10_000, tokens=1_000_000, known=10_000, duration=10, warmup=3,
-                 read_warmup=45),
+                 read_warmup=15),
     "small": Mode("small", accounts=1_000, tokens=100_000, known=10_000, duration=5, warmup=2,
-                  read_warmup=45),
+                  read_warmup=15),
     "smoke": Mode("smoke", accounts=10, tokens=1_000, known=200, duration=1, warmup=1,
                   read_warmup=1),
 }
@@ -635,6 +635,28 @@ def run_wrk(wrk: str, scenario: Scenario, *, base_url: str, connections: int, th
                      f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
 
 
+def warm_up(args: argparse.Namespace, scenario: Scenario, base_url: str,
+            env: dict[str, str], seconds: int, *, steady: bool) -> list[float]:
+    """Load before measuring; returns the req/s of each round. With `steady`, rounds of
+    `seconds` go on until one is within 5% of the one before (at most MAX_WARMUP_ROUNDS):
+    scenario 2 is measured once every worker holds the 10,000 credentials it is drawn
+    from, however long filling them takes on this machine."""
+    rounds: list[float] = []
+    connections = args.connection_list[0]
+    while True:
+        log(f"{scenario.name}: warm-up {seconds}s at {connections} connections")
+        result = run_wrk(args.wrk, scenario, base_url=base_url, connections=connections,
+                         threads=args.wrk_threads, duration=seconds, env=env)
+        rounds.append(round(result["requests"] / max(result["duration_us"] / 1e6, 1e-9), 1))
+        if not steady or len(rounds) >= MAX_WARMUP_ROUNDS or (
+                len(rounds) > 1 and rounds[-1] <= rounds[-2] * 1.05):
+            return rounds
+        log(f"{scenario.name}: {rounds[-1]:,.0f} req/s, still rising")
+
+
+MAX_WARMUP_ROUNDS = 6
+
+
 # -- the benchmark ----------------------------------------------------------------------
 
 
@@ -798,6 +820,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "load_before": list(os.getloadavg()), "cpu_probe_ms_before": cpu_probe()},
         "versions": versions(args), "git": git_state(), "timings_s": {}, "runs": [],
+        "warmup_rps": {},
     }
     timings = report["timings_s"]
     workdir = Path(tempfile.mkdtemp(prefix="tokenhouse-bench-"))
@@ -875,14 +898,13 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         sampler.start()
         meter = CpuMeter(sampler, database.name)
         sampler.window()
+        warmups: dict[str, list[float]] = report["warmup_rps"]
         for name in args.scenario_list:
             scenario = BY_NAME[name]
             warmup = max(mode.warmup, mode.read_warmup) if name == "read" else mode.warmup
             if warmup > 0:
-                log(f"{name}: warm-up {warmup}s at {args.connection_list[0]} connections")
-                run_wrk(args.wrk, scenario, base_url=server.base_url,
-                        connections=args.connection_list[0], threads=args.wrk_threads,
-                        duration=warmup, env=wrk_env)
+                warmups[name] = warm_up(args, scenario, server.base_url, wrk_env, warmup,
+                                        steady=name == "read" and mode.read_warmup > 1)
             for index, connections in enumerate(args.connection_list):
                 sampler.window()
                 load = list(os.getloadavg())
