@@ -231,6 +231,16 @@ class TestTenantIsolation:
         assert {item["account"]["id"] for item in body["data"]} == {mine.account_id}
         assert theirs.id not in {item["id"] for item in body["data"]}
 
+    async def test_one_query_string_is_scoped_anew_for_each_tenant(self, client, factory):
+        """List statements are built once per query and kept: the tenant is a parameter of
+        each run, never a value left in the kept statement by whoever came first."""
+        mine, theirs = await self.setup(factory)
+        query = f"{TOKENS}?eq(status,Active)&order=-audit.created.at&limit=10"
+        for _ in range(2):
+            for who in (mine, theirs):
+                body = (await client.get(query, headers=who.headers)).json()
+                assert [item["id"] for item in body["data"]] == [who.id]
+
     @pytest.mark.parametrize("method,suffix,body", [
         ("GET", "", None), ("PUT", "", {"name": "mine now"}), ("DELETE", "", None),
         ("POST", "/disable", None), ("POST", "/enable", None),

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any
 
 from starlette.responses import Response
@@ -51,8 +52,13 @@ def item_shape(query: Query, resource: Resource) -> Shape:
 def list_query(raw: str, resource: Resource) -> tuple[Query, Shape]:
     """A list's query string, parsed, and the shape of its items (a bad `select` is a 400
     before any query runs)."""
-    query = parse_query(raw)
+    query = _parse(raw)
     return query, list_shape(query, resource)
+
+
+# Parsed queries kept per query string: clients repeat theirs, and a Query is immutable. A
+# bad one raises and is not kept.
+_parse = lru_cache(maxsize=1024)(parse_query)
 
 
 def _meta(query: Query, total: int, shape: Shape, resource: Resource) -> dict[str, Any]:

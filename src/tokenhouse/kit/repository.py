@@ -31,14 +31,22 @@ def page_statements(statement: Select[Any], resource: Resource, query: Query,
 
 
 async def fetch_page(session: AsyncSession, statement: Select[Any], resource: Resource,
-                     query: Query, *, objects: bool = True) -> tuple[list[Any], int]:
-    """One page and the total of the filtered set (see `page_statements`): the ORM objects
-    `statement` selects, or with `objects=False` its plain rows."""
+                     query: Query) -> tuple[list[Any], int]:
+    """One page of the ORM objects `statement` selects, and the total of the filtered set
+    (see `page_statements`)."""
     statements = page_statements(statement, resource, query, session.bind.dialect.name)
-    total = await session.scalar(statements.count) or 0
+    return await run_page(session, statements, query)
+
+
+async def run_page(session: AsyncSession, statements: PageStatements, query: Query, *,
+                   params: dict[str, Any] | None = None,
+                   objects: bool = True) -> tuple[list[Any], int]:
+    """The total and the page of prepared `statements` (with `params`): ORM objects, or with
+    `objects=False` plain rows."""
+    total = await session.scalar(statements.count, params) or 0
     if query.limit == 0 or not total or query.offset >= total:
         return [], total
-    result = await session.execute(statements.rows)
+    result = await session.execute(statements.rows, params)
     if not objects:
         return list(result.all()), total
     return list(result.scalars().unique()), total

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -24,7 +25,7 @@ from tokenhouse.accounts.models import Account
 from tokenhouse.accounts.repository import account_fields
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit.audit import audit_schema
-from tokenhouse.kit.repository import PageStatements, fetch_page, page_statements
+from tokenhouse.kit.repository import PageStatements, page_statements, run_page
 from tokenhouse.kit.rql import Collection, Obj, Query, Resource, Scalar
 from tokenhouse.modules.models import Module
 from tokenhouse.modules.repository import module_fields
@@ -59,9 +60,10 @@ RESOURCE = Resource("api-tokens", Obj({
 
 
 def visible(actor: Actor, *columns: Any) -> Select[Any]:
-    """The tenant scope, written once: Operations sees every token (Deleted included); a
-    Client or Vendor token sees its own account's tokens that are not Deleted. Every read of
-    tokens on behalf of an actor starts here, and query filters are only ever ANDed to it.
+    """The tenant scope, written once (here and in `_scope`): Operations sees every token
+    (Deleted included); a Client or Vendor token sees its own account's tokens that are not
+    Deleted. Every read of tokens on behalf of an actor starts here, and query filters are
+    only ever ANDed to it.
 
     Selects the tokens with their accounts, or only `columns` if given (the account is
     joined either way: filters and orders may name its fields)."""
@@ -70,8 +72,12 @@ def visible(actor: Actor, *columns: Any) -> Select[Any]:
     else:
         statement = (select(ApiToken).join(ApiToken.account)
                      .options(contains_eager(ApiToken.account)))
-    if not actor.is_operations:
-        statement = statement.where(ApiToken.account_id == actor.account_id,
+    return _scope(statement, operations=actor.is_operations, account=actor.account_id)
+
+
+def _scope(statement: Select[Any], *, operations: bool, account: Any) -> Select[Any]:
+    if not operations:
+        statement = statement.where(ApiToken.account_id == account,
                                     ApiToken.status != TokenStatus.DELETED)
     return statement
 
@@ -100,14 +106,34 @@ async def list_visible(session: AsyncSession, actor: Actor,
                        query: Query) -> tuple[list[PageRow], int]:
     """One page of the tokens visible to the actor (only the columns of PageRow: the
     representations come from the views; see tokens/service.py), and the total."""
-    rows, total = await fetch_page(session, visible(actor, *PAGE_COLUMNS), RESOURCE, query,
-                                   objects=False)
+    statements = list_statements(actor, query, session.bind.dialect.name)
+    rows, total = await run_page(session, statements, query, params=scope_params(actor),
+                                 objects=False)
     return [PageRow(*row) for row in rows], total
 
 
+SCOPE_ACCOUNT = "scope_account_id"
+
+
 def list_statements(actor: Actor, query: Query, dialect: str) -> PageStatements:
-    """The SQL behind `list_visible` (for looking at its plans)."""
-    return page_statements(visible(actor, *PAGE_COLUMNS), RESOURCE, query, dialect)
+    """The SQL behind `list_visible`, run with `scope_params(actor)`.
+
+    Built once per query and kind of actor, and kept: building and fingerprinting a
+    statement costs more than running it. The tenant's account is therefore a required
+    parameter, never a value inside a shared statement (a statement run without it fails
+    instead of reading another tenant's tokens)."""
+    return _list_statements(query, actor.is_operations, dialect)
+
+
+def scope_params(actor: Actor) -> dict[str, Any]:
+    return {} if actor.is_operations else {SCOPE_ACCOUNT: actor.account_id}
+
+
+@lru_cache(maxsize=1024)
+def _list_statements(query: Query, operations: bool, dialect: str) -> PageStatements:
+    statement = _scope(select(*PAGE_COLUMNS).join(ApiToken.account), operations=operations,
+                       account=bindparam(SCOPE_ACCOUNT, required=True))
+    return page_statements(statement, RESOURCE, query, dialect)
 
 
 async def get_many_visible(session: AsyncSession, actor: Actor,
