@@ -2,7 +2,7 @@
 
 from sqlalchemy import Select, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import raiseload, selectinload
 
 from tokenhouse.accounts.models import Account, AccountIcon, AccountStatus, AccountType, UserGroup
 from tokenhouse.auth.actor import Actor
@@ -59,9 +59,11 @@ def account_fields(*, full: bool) -> dict[str, Scalar | Obj | Collection]:
 RESOURCE = Resource("accounts", Obj(account_fields(full=True)), Account.id)
 
 
-def visible(actor: Actor) -> Select[tuple[Account]]:
-    """Operations sees every account; a Client or Vendor token only its own."""
-    statement = select(Account).options(selectinload(Account.groups))
+def visible(actor: Actor, *, groups: bool = True) -> Select[tuple[Account]]:
+    """Operations sees every account; a Client or Vendor token only its own. `groups=False`
+    leaves the user groups unloaded (and unloadable: the account is then only read)."""
+    statement = select(Account).options(selectinload(Account.groups) if groups
+                                        else raiseload(Account.groups))
     if not actor.is_operations:
         statement = statement.where(Account.id == actor.account_id)
     return statement
@@ -72,8 +74,9 @@ async def list_visible(session: AsyncSession, actor: Actor,
     return await fetch_page(session, visible(actor), RESOURCE, query)
 
 
-async def get_visible(session: AsyncSession, actor: Actor, account_id: str) -> Account | None:
-    return await session.scalar(visible(actor).where(Account.id == account_id))
+async def get_visible(session: AsyncSession, actor: Actor, account_id: str, *,
+                      groups: bool = True) -> Account | None:
+    return await session.scalar(visible(actor, groups=groups).where(Account.id == account_id))
 
 
 async def first_operations(session: AsyncSession) -> Account | None:

@@ -156,17 +156,21 @@ async def insert_new(session: AsyncSession, token: ApiToken) -> bool:
     flush. False, with nothing written, when its id is taken: the caller draws another.
     Ids are random, so a clash is rare but possible; ON CONFLICT makes it one statement
     instead of a look-up before every insert, and it holds against a concurrent insert."""
-    table = ApiToken.__table__
-    values = {column.key: getattr(token, column.key) for column in table.columns}
-    dialect = session.bind.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (insert(table).values(values)
-                 .on_conflict_do_nothing(index_elements=[table.c.id]).returning(table.c.id))
-    if (await session.execute(statement)).first() is None:
+    values = {column.key: getattr(token, column.key) for column in _TOKENS.columns}
+    statement = _INSERT_NEW[session.bind.dialect.name]
+    if (await session.execute(statement, values)).first() is None:
         return False
-    await session.execute(token_modules.insert().values(
-        [{"token_id": token.id, "module_id": module.id} for module in token.modules]))
+    await session.execute(token_modules.insert(), [
+        {"token_id": token.id, "module_id": module.id} for module in token.modules])
     return True
+
+
+_TOKENS = ApiToken.__table__
+# Built once: a statement reused is not built and fingerprinted again on every create.
+_INSERT_NEW = {name: insert(_TOKENS).on_conflict_do_nothing(index_elements=[_TOKENS.c.id])
+               .returning(_TOKENS.c.id)
+               for name, insert in (("postgresql", postgresql.insert),
+                                    ("sqlite", sqlite.insert))}
 
 
 # One statement for a whole batch: the values travel as two arrays, not as one parameter set

@@ -89,7 +89,7 @@ async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate
     The token returned is never attached to `session`: it was written with plain inserts
     (see `repository.insert_new`) and is only to be rendered."""
     actor.require(ACCESS_MANAGEMENT)
-    account = await accounts.get_visible(session, actor, data.account.id)
+    account = await accounts.get_visible(session, actor, data.account.id, groups=False)
     if account is None:
         raise ValidationFailed({"account": [f"Account {data.account.id} does not exist."]})
     if account.is_disabled:
