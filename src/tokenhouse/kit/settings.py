@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     last_access_interval: float = Field(default=10.0, gt=0)
     # Verified credentials kept in each process (see auth/cache.py).
     credential_cache_size: int = Field(default=100_000, ge=0)
-    # Rendered tokens kept in each process for GET .../api-tokens/{id} (tokens/views.py).
+    # Rendered tokens kept in each process for reads and list items (tokens/views.py).
     token_view_cache_size: int = Field(default=10_000, ge=0)
     log_level: str = "info"
 

@@ -7,14 +7,13 @@ from fastapi.responses import JSONResponse
 
 from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit import paging
-from tokenhouse.kit.db import Session, read_only, reading
+from tokenhouse.kit.db import Session, reading
 from tokenhouse.kit.timeutil import render
 from tokenhouse.kit.wire import ListOf, body_doc, read_empty, read_json, validate
 from tokenhouse.tokens import service
 from tokenhouse.tokens.models import ApiToken
 from tokenhouse.tokens.repository import RESOURCE
 from tokenhouse.tokens.schemas import TokenCreate, TokenOut, TokenUpdate, render_token
-from tokenhouse.tokens.views import view_of
 
 router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"])
 
@@ -57,22 +56,12 @@ async def create_token(request: Request, session: Session, actor: CurrentActor) 
 
 @router.get("/{token_id}", response_model=TokenOut, summary="Get an API token")
 async def get_token(token_id: str, request: Request, actor: CurrentActor) -> Response:
-    # The hot path: no unit of work. The view is usually in memory; when it is not, one
-    # short read-only session loads it.
+    # The hot path: no unit of work (see service.read_token).
     raw_query = request.scope["query_string"]
     shape = paging.item_shape(paging.item_query(raw_query.decode("latin-1")), RESOURCE) \
         if raw_query else None
-    views = request.app.state.token_views
-    view = views.get(token_id)
-    if view is not None:
-        service.check_readable(actor=actor, token_id=token_id, account_id=view.account_id,
-                               status=view.status)
-    else:
-        generation = views.generation
-        async with read_only(request.app.state.sessions) as session:
-            token = await service.get_token(session=session, actor=actor, token_id=token_id)
-        view = view_of(token)
-        views.put(view, generation)
+    view = await service.read_token(sessions=request.app.state.sessions, actor=actor,
+                                    token_id=token_id, views=request.app.state.token_views)
     last_access = render(request.app.state.last_access.seen(token_id, view.last_access_at))
     # The secret is shown only to a caller that authenticated with this very token: it
     # already holds the secret, and `mpt-cli accounts add` reads it back from here.

@@ -8,12 +8,13 @@ of work.
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenhouse.accounts import repository as accounts
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.invalidation import announce
 from tokenhouse.kit import crypto, ids
+from tokenhouse.kit.db import read_only
 from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
 from tokenhouse.kit.rql import Query
 from tokenhouse.modules.catalog import ModuleCatalog
@@ -73,12 +74,25 @@ async def get_token(*, session: AsyncSession, actor: Actor, token_id: str,
     return token
 
 
-def check_readable(*, actor: Actor, token_id: str, account_id: str, status: str) -> None:
-    """The rules of `get_token`, for a token whose view is already in memory."""
-    if token_id != actor.token_id:
-        actor.require(ACCESS_MANAGEMENT)
-    if not repository.can_see(actor, account_id, status):
-        raise NotFound(f"API token {token_id} not found.")
+async def read_token(*, sessions: async_sessionmaker[AsyncSession], actor: Actor,
+                     token_id: str, views: TokenViews) -> View:
+    """A visible token's view (GET of one token), under the rules of `get_token`.
+
+    Served from memory when there; otherwise read in a short read-only session of its own
+    (opened only then) and kept."""
+    view = views.get(token_id)
+    if view is not None:
+        if token_id != actor.token_id:
+            actor.require(ACCESS_MANAGEMENT)
+        if not repository.can_see(actor, view.account_id, view.status):
+            raise NotFound(f"API token {token_id} not found.")
+        return view
+    generation = views.generation
+    async with read_only(sessions) as session:
+        token = await get_token(session=session, actor=actor, token_id=token_id)
+    view = view_of(token)
+    views.put(view, generation)
+    return view
 
 
 async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate, key: bytes,
