@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from tokenhouse.kit.rql import Query, Resource
 from tokenhouse.kit.rql.sql import Compiler
@@ -43,13 +44,17 @@ async def run_page(session: AsyncSession, statements: PageStatements, query: Que
                    objects: bool = True) -> tuple[list[Any], int]:
     """The total and the page of prepared `statements` (with `params`): ORM objects, or with
     `objects=False` plain rows."""
-    total = await session.scalar(statements.count, params) or 0
-    if query.limit == 0 or not total or query.offset >= total:
-        return [], total
-    result = await session.execute(statements.rows, params)
-    if not objects:
-        return list(result.all()), total
-    return list(result.scalars().unique()), total
+
+    # One trip through SQLAlchemy's async bridge for both statements (and any relationship
+    # loads), instead of one per statement: on a list, the bridge costs as much as a query.
+    def page(sync: Session) -> tuple[list[Any], int]:
+        total = sync.scalar(statements.count, params) or 0
+        if query.limit == 0 or not total or query.offset >= total:
+            return [], total
+        result = sync.execute(statements.rows, params)
+        return list(result.scalars().unique() if objects else result.all()), total
+
+    return await session.run_sync(page)
 
 
 async def new_unique_id(session: AsyncSession, model: Any, make: Any, attempts: int = 8) -> str:
