@@ -51,11 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         listener = InvalidationListener(engine, caches, on_seen=app.state.last_access.heard)
         await listener.start()
         app.state.last_access.start()
-        # What exists now (modules, routes, mappers, compiled statements) lives as long as
-        # the process: frozen, it is no longer walked by every full garbage collection,
-        # which would otherwise pause requests for tens of milliseconds.
-        gc.collect()
-        gc.freeze()
+        _tune_garbage_collection()
         try:
             yield
         finally:
@@ -78,6 +74,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount_portal(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _tune_garbage_collection() -> None:
+    """Keep the cyclic garbage collector off the request path.
+
+    Requests free what they make by reference counting; what the collector meets is mostly
+    live: the caches (tens of thousands of entries) and the objects of requests in flight. A
+    full collection walks all of it (measured: ~95 ms per worker holding 10,000 credentials
+    and views), and with the default thresholds (700, 10, 10) the objects of in-flight
+    requests were promoted fast enough to start one every second or so under load: p99 of a
+    list 90-115 ms against 21 ms without. Collections are now rarer (a young generation of
+    50,000), and what exists at start (modules, routes, mappers) is frozen out of them."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
