@@ -70,7 +70,7 @@ async def get_token(*, session: AsyncSession, actor: Actor, token_id: str,
         actor.require(ACCESS_MANAGEMENT)
     token = await repository.get_visible(session, actor, token_id, for_update=for_update)
     if token is None:
-        raise NotFound(f"API token {token_id} not found.")
+        raise _not_found(token_id)
     return token
 
 
@@ -85,7 +85,7 @@ async def read_token(*, sessions: async_sessionmaker[AsyncSession], actor: Actor
         if token_id != actor.token_id:
             actor.require(ACCESS_MANAGEMENT)
         if not repository.can_see(actor, view.account_id, view.status):
-            raise NotFound(f"API token {token_id} not found.")
+            raise _not_found(token_id)
         return view
     generation = views.generation
     async with read_only(sessions) as session:
@@ -193,6 +193,10 @@ async def _move(session: AsyncSession, actor: Actor, token: ApiToken, source: To
     announce(session, "token", token.id)
     await session.flush()
     return token
+
+
+def _not_found(token_id: str) -> NotFound:
+    return NotFound(f"API token {token_id} not found.")
 
 
 def _require_not_deleted(token: ApiToken, what: str) -> None:
