@@ -25,12 +25,11 @@ class _Entry:
 
 
 class TaggedCache:
-    def __init__(self, max_entries: int, ttl: float = SAFETY_TTL):
+    def __init__(self, max_entries: int):
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._by_token: dict[str, set[str]] = {}
         self._by_account: dict[str, set[str]] = {}
         self._max = max_entries
-        self._ttl = ttl
         # Bumped by every invalidation. A reader notes it before reading the database and
         # stores its result only if it has not moved: an invalidation that arrives while
         # the read is in flight can then never be overwritten by the stale result.
@@ -48,7 +47,7 @@ class TaggedCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if time.monotonic() - entry.stored_at > self._ttl:
+        if time.monotonic() - entry.stored_at > SAFETY_TTL:
             self._drop(key)
             return None
         self._entries.move_to_end(key)
