@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # mpt-cli pins an older mpt-api-client than the tests use, so it lives in a venv of its own.
 CLI_VENV := .venv-mptcli
 
-.PHONY: run test install install-test browser clean
+.PHONY: run test lint install install-test browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ run: install
 test: install-test
 	MPT_CLI=$(abspath $(CLI_VENV)/bin/mpt-cli) $(BIN)/python -m pytest $(PYTEST_ARGS); \
 	rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
+
+# Types (mypy, strict) and style (ruff) of the source; ruff also reads the tests.
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(CLI_VENV) .pytest_cache test-output
