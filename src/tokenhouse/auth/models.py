@@ -12,6 +12,9 @@ class AuthChange(Base):
     auth/invalidation.py)."""
 
     __tablename__ = "auth_changes"
+    # Ids never go back, even after the clean-up empties the table: pollers read `id > last
+    # seen` (migration 0006).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     change: Mapped[str] = mapped_column(Text)
