@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from tokenhouse.accounts import service
+from tokenhouse.accounts.auth import AccountsManager
 from tokenhouse.accounts.repository import RESOURCE
 from tokenhouse.accounts.schemas import AccountCreate, AccountOut, AccountUpdate, render_account
 from tokenhouse.auth.dependencies import CurrentActor
@@ -50,8 +51,8 @@ async def list_accounts(request: Request, session: Session, actor: CurrentActor)
 
 @router.post("", status_code=201, response_model=AccountOut, summary="Create an account",
              openapi_extra=body_doc(AccountCreate, multipart_part="account"))
-async def create_account(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
-    service.require_manager(actor)
+async def create_account(request: Request, session: Session,
+                         actor: AccountsManager) -> JSONResponse:
     payload, icon = await _read_account_body(request)
     data = validate(AccountCreate, payload)
     account = await service.create_account(session=session, actor=actor, data=data, icon=icon)
@@ -69,8 +70,7 @@ async def get_account(account_id: str, request: Request, session: Session,
 @router.put("/{account_id}", response_model=AccountOut, summary="Change an account",
             openapi_extra=body_doc(AccountUpdate, multipart_part="account"))
 async def update_account(account_id: str, request: Request, session: Session,
-                         actor: CurrentActor) -> JSONResponse:
-    service.require_manager(actor)
+                         actor: AccountsManager) -> JSONResponse:
     account = await service.get_account(session=session, actor=actor, account_id=account_id)
     payload, icon = await _read_account_body(request)
     data = validate(AccountUpdate, payload)
@@ -81,8 +81,7 @@ async def update_account(account_id: str, request: Request, session: Session,
 
 @router.post("/{account_id}/disable", response_model=AccountOut, summary="Disable an account")
 async def disable_account(account_id: str, request: Request, session: Session,
-                          actor: CurrentActor) -> JSONResponse:
-    service.require_manager(actor)
+                          actor: AccountsManager) -> JSONResponse:
     account = await service.get_account(session=session, actor=actor, account_id=account_id)
     await read_empty(request)
     account = await service.disable_account(session=session, actor=actor, account=account)
@@ -91,8 +90,7 @@ async def disable_account(account_id: str, request: Request, session: Session,
 
 @router.post("/{account_id}/enable", response_model=AccountOut, summary="Enable an account")
 async def enable_account(account_id: str, request: Request, session: Session,
-                         actor: CurrentActor) -> JSONResponse:
-    service.require_manager(actor)
+                         actor: AccountsManager) -> JSONResponse:
     account = await service.get_account(session=session, actor=actor, account_id=account_id)
     await read_empty(request)
     account = await service.enable_account(session=session, actor=actor, account=account)

@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenhouse.accounts import repository
+from tokenhouse.accounts.auth import MANAGE
 from tokenhouse.accounts.models import Account, AccountIcon, AccountStatus, UserGroup
 from tokenhouse.accounts.schemas import AccountCreate, AccountFields, AccountUpdate
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.invalidation import announce
 from tokenhouse.kit import ids
-from tokenhouse.kit.problems import Conflict, Forbidden, NotFound, ValidationFailed
+from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
 from tokenhouse.kit.repository import new_unique_id
 from tokenhouse.kit.rql import Query
 from tokenhouse.kit.timeutil import utcnow
-from tokenhouse.modules.models import ACCOUNT_MANAGEMENT
 
 
 @dataclass(frozen=True)
@@ -45,17 +45,10 @@ async def get_icon(*, session: AsyncSession, actor: Actor, account_id: str) -> A
     return icon
 
 
-def require_manager(actor: Actor) -> None:
-    """Creating and changing accounts is the platform operator's business."""
-    if not actor.is_operations:
-        raise Forbidden("Only Operations tokens can create or change accounts.")
-    actor.require(ACCOUNT_MANAGEMENT)
-
-
 async def create_account(*, session: AsyncSession, actor: Actor, data: AccountCreate,
                          icon: Icon | None = None) -> Account:
     """A new Active account with its default user group."""
-    require_manager(actor)
+    MANAGE.check(actor)
     account_id = await new_unique_id(session, Account, lambda: ids.new_id("ACC"))
     account = Account(id=account_id, type=data.type, status=AccountStatus.ACTIVE,
                       name=data.name, groups=[])
@@ -77,6 +70,7 @@ async def create_account(*, session: AsyncSession, actor: Actor, data: AccountCr
 async def update_account(*, session: AsyncSession, actor: Actor, account: Account,
                          data: AccountUpdate, icon: Icon | None = None) -> Account:
     """Change the given properties (and the icon); the type of an account never changes."""
+    MANAGE.check(actor)
     if data.revision is not None and data.revision != account.revision:
         raise Conflict(f"The account was changed since revision {data.revision}; it is at "
                        f"revision {account.revision}. Read it again and repeat the change.")
@@ -100,6 +94,7 @@ async def update_account(*, session: AsyncSession, actor: Actor, account: Accoun
 
 async def disable_account(*, session: AsyncSession, actor: Actor, account: Account) -> Account:
     """Every token of a Disabled account stops authenticating at once."""
+    MANAGE.check(actor)
     if account.id == actor.account_id:
         raise Conflict("A token cannot disable its own account.")
     if account.status == AccountStatus.DISABLED:
@@ -112,6 +107,8 @@ async def disable_account(*, session: AsyncSession, actor: Actor, account: Accou
 
 
 async def enable_account(*, session: AsyncSession, actor: Actor, account: Account) -> Account:
+    """Disabled -> Active: the account's Active tokens authenticate again."""
+    MANAGE.check(actor)
     if account.status != AccountStatus.DISABLED:
         raise Conflict(f"The account is {account.status}; only a Disabled account can be "
                        "enabled.")

@@ -1,10 +1,13 @@
-"""The one authentication dependency: routes declare `actor: CurrentActor`."""
+"""The authentication dependencies: routes declare `actor: CurrentActor` (any valid token)
+or the actor type of a permission (`authorized(...)`, see each domain's auth.py)."""
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from tokenhouse.auth.actor import Actor
+from tokenhouse.auth.permissions import Permission
 from tokenhouse.auth.service import authenticate
 from tokenhouse.kit.problems import Unauthorized
 
@@ -29,3 +32,14 @@ async def current_actor(request: Request) -> Actor:
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def authorized(permission: Permission) -> Callable[[Actor], Awaitable[Actor]]:
+    """A dependency that authenticates (401) and then requires `permission` (403), before
+    the route looks at the path's object or reads a body."""
+
+    async def dependency(actor: CurrentActor) -> Actor:
+        permission.check(actor)
+        return actor
+
+    return dependency

@@ -49,6 +49,11 @@ def visible(actor: Actor) -> Select[tuple[Module]]:
     return statement
 
 
+def can_see(actor: Actor, module: Module) -> bool:
+    """`visible(actor)` for a module already in memory: the same rule, kept beside it."""
+    return actor.is_operations or actor.account_type in module.account_types
+
+
 async def list_visible(session: AsyncSession, actor: Actor,
                        query: Query) -> tuple[list[Module], int]:
     return await fetch_page(session, visible(actor), RESOURCE, query)

@@ -46,7 +46,9 @@ async def grantable(*, session: AsyncSession, actor: Actor, account: Account,
     problems: list[str] = []
     for module_id in wanted:
         module = found.get(module_id)
-        if module is None:
+        # A module the actor may not see (GET /modules/{id} is 404 for it) does not exist
+        # as far as the actor is concerned: its name must not leak through this message.
+        if module is None or not repository.can_see(actor, module):
             problems.append(f"Module {module_id} does not exist.")
         elif module_id not in already and module_id not in actor.module_ids:
             problems.append(f"Module {module_id} ({module.name}) cannot be given by a token "

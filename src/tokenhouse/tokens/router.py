@@ -11,6 +11,7 @@ from tokenhouse.kit.db import Session, reading
 from tokenhouse.kit.timeutil import render
 from tokenhouse.kit.wire import ListOf, body_doc, read_empty, read_json, validate
 from tokenhouse.tokens import service
+from tokenhouse.tokens.auth import TokensManager
 from tokenhouse.tokens.models import ApiToken
 from tokenhouse.tokens.repository import RESOURCE
 from tokenhouse.tokens.schemas import TokenCreate, TokenOut, TokenUpdate, render_token
@@ -28,7 +29,7 @@ def _shape(request: Request, token: ApiToken, *, secret: str | None = None) -> d
 
 @router.get("", response_model=ListOf[TokenOut], summary="List API tokens",
             openapi_extra=paging.LIST_DOC)
-async def list_tokens(request: Request, session: Session, actor: CurrentActor) -> Response:
+async def list_tokens(request: Request, session: Session, actor: TokensManager) -> Response:
     state = request.app.state
     query, shape = paging.list_query(request.url.query, RESOURCE)
     await reading(session)
@@ -45,7 +46,7 @@ async def list_tokens(request: Request, session: Session, actor: CurrentActor) -
 
 @router.post("", status_code=201, response_model=TokenOut, summary="Create an API token",
              openapi_extra=body_doc(TokenCreate))
-async def create_token(request: Request, session: Session, actor: CurrentActor) -> JSONResponse:
+async def create_token(request: Request, session: Session, actor: TokensManager) -> JSONResponse:
     data = validate(TokenCreate, await read_json(request))
     token, secret = await service.create_token(session=session, actor=actor, data=data,
                                                key=request.app.state.hmac_key,
@@ -79,7 +80,7 @@ async def get_token(token_id: str, request: Request, actor: CurrentActor) -> Res
 @router.put("/{token_id}", response_model=TokenOut, summary="Change an API token",
             openapi_extra=body_doc(TokenUpdate))
 async def update_token(token_id: str, request: Request, session: Session,
-                       actor: CurrentActor) -> JSONResponse:
+                       actor: TokensManager) -> JSONResponse:
     token = await service.get_token(session=session, actor=actor, token_id=token_id,
                                     for_update=True)
     data = validate(TokenUpdate, await read_json(request))
@@ -88,7 +89,7 @@ async def update_token(token_id: str, request: Request, session: Session,
 
 
 @router.delete("/{token_id}", status_code=204, summary="Delete an API token")
-async def delete_token(token_id: str, session: Session, actor: CurrentActor) -> Response:
+async def delete_token(token_id: str, session: Session, actor: TokensManager) -> Response:
     token = await service.get_token(session=session, actor=actor, token_id=token_id,
                                     for_update=True)
     await service.delete_token(session=session, actor=actor, token=token)
@@ -97,7 +98,7 @@ async def delete_token(token_id: str, session: Session, actor: CurrentActor) -> 
 
 @router.post("/{token_id}/disable", response_model=TokenOut, summary="Disable an API token")
 async def disable_token(token_id: str, request: Request, session: Session,
-                        actor: CurrentActor) -> JSONResponse:
+                        actor: TokensManager) -> JSONResponse:
     token = await service.get_token(session=session, actor=actor, token_id=token_id,
                                     for_update=True)
     await read_empty(request)
@@ -107,7 +108,7 @@ async def disable_token(token_id: str, request: Request, session: Session,
 
 @router.post("/{token_id}/enable", response_model=TokenOut, summary="Enable an API token")
 async def enable_token(token_id: str, request: Request, session: Session,
-                       actor: CurrentActor) -> JSONResponse:
+                       actor: TokensManager) -> JSONResponse:
     token = await service.get_token(session=session, actor=actor, token_id=token_id,
                                     for_update=True)
     await read_empty(request)

@@ -18,9 +18,9 @@ from tokenhouse.kit.db import read_only
 from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
 from tokenhouse.kit.rql import Query
 from tokenhouse.modules.catalog import ModuleCatalog
-from tokenhouse.modules.models import ACCESS_MANAGEMENT
 from tokenhouse.modules.service import grantable
 from tokenhouse.tokens import repository
+from tokenhouse.tokens.auth import MANAGE
 from tokenhouse.tokens.models import ApiToken, TokenStatus
 from tokenhouse.tokens.schemas import TokenCreate, TokenUpdate
 from tokenhouse.tokens.views import TokenViews, View, view_of
@@ -43,7 +43,7 @@ async def list_tokens(*, session: AsyncSession, actor: Actor, query: Query,
     The page itself (which tokens, in which order, how many in all) always comes from the
     database. Each token's representation comes from `views` when the view there is of the
     revision the page read; the others are loaded in one query and kept."""
-    actor.require(ACCESS_MANAGEMENT)
+    MANAGE.check(actor)
     rows, total = await repository.list_visible(session, actor, query)
     found: dict[str, View] = {}
     generation = views.generation if views is not None else 0
@@ -67,7 +67,7 @@ async def get_token(*, session: AsyncSession, actor: Actor, token_id: str,
     """A visible token, or 404 (also for another tenant's). A token may always read itself:
     that is how a client learns its own account (`mpt-cli accounts add`)."""
     if token_id != actor.token_id:
-        actor.require(ACCESS_MANAGEMENT)
+        MANAGE.check(actor)
     token = await repository.get_visible(session, actor, token_id, for_update=for_update)
     if token is None:
         raise _not_found(token_id)
@@ -80,13 +80,14 @@ async def read_token(*, sessions: async_sessionmaker[AsyncSession], actor: Actor
 
     Served from memory when there; otherwise read in a short read-only session of its own
     (opened only then) and kept."""
+    if token_id != actor.token_id:
+        MANAGE.check(actor)
     view = views.get(token_id)
-    if view is not None:
-        if token_id != actor.token_id:
-            actor.require(ACCESS_MANAGEMENT)
-        if not repository.can_see(actor, view.account_id, view.status):
-            raise _not_found(token_id)
+    if view is not None and repository.can_see(actor, view.account_id, view.status):
         return view
+    # A view kept for a token this actor may not see is answered like a miss: by the same
+    # database read, which finds nothing. A 404 served from memory would be faster than one
+    # for an id that does not exist, and that difference tells another tenant which ids do.
     generation = views.generation
     async with read_only(sessions) as session:
         token = await get_token(session=session, actor=actor, token_id=token_id)
@@ -102,7 +103,7 @@ async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate
 
     The token returned is never attached to `session`: it was written with plain inserts
     (see `repository.insert_new`) and is only to be rendered."""
-    actor.require(ACCESS_MANAGEMENT)
+    MANAGE.check(actor)
     account = await accounts.get_visible(session, actor, data.account.id, groups=False)
     if account is None:
         raise ValidationFailed({"account": [f"Account {data.account.id} does not exist."]})
@@ -126,6 +127,7 @@ async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate
 async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
                        data: TokenUpdate) -> ApiToken:
     """Change name, description, icon and modules. Properties left out keep their value."""
+    _authorize_change(actor, token)
     _require_not_deleted(token, "changed")
     if data.revision is not None and data.revision != token.revision:
         raise Conflict(f"The API token was changed since revision {data.revision}; it is at "
@@ -173,6 +175,7 @@ async def enable_token(*, session: AsyncSession, actor: Actor, token: ApiToken) 
 async def delete_token(*, session: AsyncSession, actor: Actor, token: ApiToken) -> ApiToken:
     """Active or Disabled -> Deleted, which is final. The row stays (IDs are never reused,
     Operations can still see it), but its secret hash is dropped: it can never be needed."""
+    _authorize_change(actor, token)
     _require_not_deleted(token, "deleted again")
     token.status = TokenStatus.DELETED
     token.secret_hash = None
@@ -184,6 +187,7 @@ async def delete_token(*, session: AsyncSession, actor: Actor, token: ApiToken) 
 
 async def _move(session: AsyncSession, actor: Actor, token: ApiToken, source: TokenStatus,
                 target: TokenStatus, verb: str) -> ApiToken:
+    _authorize_change(actor, token)
     if token.status != source:
         article = "an" if source[0] in "AEIOU" else "a"
         raise Conflict(f"The API token is {token.status}; only {article} {source} token can be "
@@ -193,6 +197,15 @@ async def _move(session: AsyncSession, actor: Actor, token: ApiToken, source: To
     announce(session, "token", token.id)
     await session.flush()
     return token
+
+
+def _authorize_change(actor: Actor, token: ApiToken) -> None:
+    """Every change needs Access Management, also of the token that acts (a token cannot
+    rename, disable or delete itself without it), and a token the actor can see (404, as
+    for a token that does not exist)."""
+    MANAGE.check(actor)
+    if not repository.can_see(actor, token.account_id, token.status):
+        raise _not_found(token.id)
 
 
 def _not_found(token_id: str) -> NotFound:
