@@ -16,6 +16,7 @@ from tokenhouse.auth.last_access import LastAccessRecorder
 from tokenhouse.health.router import router as health_router
 from tokenhouse.kit import problems
 from tokenhouse.kit.db import create_engine, session_factory
+from tokenhouse.kit.limits import RequestLimits
 from tokenhouse.kit.rql.folding import tables as folding_tables
 from tokenhouse.kit.settings import Settings, get_settings
 from tokenhouse.kit.wire import BODY_MODELS, ProblemDocument
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.last_access = LastAccessRecorder(app.state.sessions,
                                                    settings.last_access_interval)
         listener = InvalidationListener(engine, caches, on_seen=app.state.last_access.heard)
+        app.state.invalidation = listener
         await listener.start()
         app.state.last_access.start()
         _tune_garbage_collection()
@@ -63,8 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="tokenhouse", version=__version__, lifespan=lifespan,
                   openapi_url=OPENAPI_URL, docs_url="/public/v1/accounts/docs",
                   redoc_url=None,
+                  # No trailing-slash redirects: they copied the Host header into Location,
+                  # and no client of this API relies on them (a 404 problem instead).
+                  redirect_slashes=False,
                   description="The API tokens service of the Marketplace Platform's "
                               "Accounts API.")
+    app.add_middleware(RequestLimits)  # added first: runs inside ProblemMiddleware (trace id)
     problems.install(app)
     app.include_router(health_router)
     app.include_router(tokens_router)

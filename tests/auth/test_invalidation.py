@@ -2,17 +2,31 @@
 through one takes effect in the other within a second (PostgreSQL NOTIFY; SQLite's
 auth_changes table), and at once in the one that made it."""
 
+import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from pydantic import SecretStr
 
+from tests.conftest import TEST_KEY
 from tests.databases import BACKENDS
+from tests.factories import Factory
 from tests.live_server import LiveServer
 from tests.processes import Server
+from tokenhouse.app import create_app
+from tokenhouse.auth import invalidation
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.cache import CredentialCache
+from tokenhouse.kit.migrate import upgrade
+from tokenhouse.kit.settings import Settings
+from tokenhouse.kit.timeutil import utcnow
 
 TOKENS = "/public/v1/accounts/api-tokens"
 LAST_ACCESS_INTERVAL = 0.5
@@ -212,3 +226,60 @@ def test_a_rename_reaches_the_other_processs_cached_view(pair: tuple[LiveServer,
                 break
             time.sleep(0.02)
     assert name == "renamed", "server B still shows the old name after 1 s"
+
+
+# -- SQLite: the change table emptied by the clean-up ------------------------------------
+
+@pytest.fixture
+async def two_apps(tmp_path: Path) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
+    """Two app instances on one SQLite file: two processes, as far as the database knows
+    (each has its engine, caches and poller)."""
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}",
+                        secret_key=SecretStr(TEST_KEY), last_access_interval=60)
+    upgrade(settings)
+    one, other = create_app(settings), create_app(settings)
+    async with LifespanManager(one), LifespanManager(other):
+        yield one, other
+
+
+async def answers(app: FastAPI, secret: str) -> int:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get(TOKENS, headers={"Authorization": f"Bearer {secret}"})
+        return response.status_code
+
+
+async def refused_by(app: FastAPI, secret: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await answers(app, secret) == 401:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_a_disable_reaches_the_other_process_after_the_clean_up_emptied_the_table(
+        two_apps: tuple[FastAPI, FastAPI]) -> None:
+    """Defect 1: the clean-up emptied auth_changes, new ids restarted from 1 and the other
+    process, waiting for ids above the old maximum, kept a disabled token for minutes."""
+    one, other = two_apps
+    transport = httpx.ASGITransport(app=one)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        factory = Factory(one, client)
+        admin = await factory.admin()
+        earlier = [await factory.token(admin.account_id) for _ in range(3)]
+        target = await factory.token(admin.account_id)
+        for issued in [*earlier, target]:
+            assert await answers(other, issued.secret) == 200  # cached by the other process
+        for issued in earlier:  # announcements 1..3, read by the other process
+            assert (await client.post(f"{TOKENS}/{issued.id}/disable",
+                                      headers=admin.headers)).status_code == 200
+            assert await refused_by(other, issued.secret, 1.0)
+        assert await answers(other, target.secret) == 200
+        # The clean-up runs (its clock ten minutes on): every announcement goes.
+        await one.state.invalidation.clean_up(now=utcnow() + invalidation.KEEP
+                                              + timedelta(seconds=1))
+        assert (await client.post(f"{TOKENS}/{target.id}/disable",
+                                  headers=admin.headers)).status_code == 200
+    assert await refused_by(other, target.secret, 1.0), \
+        "the other process still accepts a disabled token after the clean-up"

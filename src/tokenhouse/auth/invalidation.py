@@ -15,13 +15,15 @@ reading them back from the database.
 """
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ARRAY, Text, bindparam, delete, event, insert, select, text
+from sqlalchemy import ARRAY, Text, bindparam, delete, event, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
@@ -37,6 +39,12 @@ PENDING = "auth_changes"
 CACHES = "invalidated_caches"
 POLL_SECONDS = 0.25
 KEEP = timedelta(minutes=10)
+CLEAN_SECONDS = 60.0  # how often a poller drops announcements older than KEEP
+LISTENER_NAME = "tokenhouse-invalidation"  # application_name of the LISTEN connection
+CONNECT_TIMEOUT = 5.0
+HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_TIMEOUT = 2.0
+RETRY_SECONDS = 1.0
 
 
 def announce(session: Any, kind: str, key: str = "") -> None:
@@ -77,7 +85,7 @@ def _publish(session: Session) -> None:
         connection.execute(_NOTIFY, {"channel": CHANNEL, "changes": list(dict.fromkeys(changes))})
     else:
         now = utcnow()
-        connection.execute(insert(AuthChange.__table__),
+        connection.execute(insert(AuthChange),
                            [{"change": change, "at": now} for change in dict.fromkeys(changes)])
 
 
@@ -96,7 +104,11 @@ def _forget(session: Session) -> None:
 
 
 class InvalidationListener:
-    """Receives other processes' announcements and applies them to this process's caches."""
+    """Receives other processes' announcements and applies them to this process's caches.
+
+    The caches answer only while announcements are received: they are disabled (and emptied)
+    the moment the channel is lost, and start again empty once it is back, since what
+    changed in between is unknown."""
 
     def __init__(self, engine: AsyncEngine, caches: Sequence[TaggedCache],
                  on_seen: Callable[[str], None] | None = None):
@@ -132,49 +144,78 @@ class InvalidationListener:
             lost = asyncio.Event()
             connection = None
             try:
-                connection = await asyncpg.connect(dsn)
-                connection.add_termination_listener(lambda _c, lost=lost: lost.set())
+                connection = await asyncpg.connect(
+                    dsn, timeout=CONNECT_TIMEOUT,
+                    server_settings={"application_name": LISTENER_NAME})
+
+                def on_lost(_connection: object, lost: asyncio.Event = lost) -> None:
+                    # At once, in the callback: not one more request may be served from a
+                    # cache that can no longer hear a disable.
+                    self._each("disable")
+                    lost.set()
+
+                connection.add_termination_listener(on_lost)
                 await connection.add_listener(
                     CHANNEL, lambda _c, _pid, _channel, payload: apply(self._caches, payload,
                                                                        self._on_seen))
                 self._each("enable")
                 self._ready.set()
-                await lost.wait()
+                # A connection cut without a word (a network partition) would never call
+                # on_lost: a query now and then proves that it still carries notifications.
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), timeout=HEARTBEAT_SECONDS)
+                        break
+                    await connection.fetchval("SELECT 1", timeout=HEARTBEAT_TIMEOUT)
                 self._each("disable")
                 log.warning("lost the invalidation connection; reconnecting")
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # never die: a dead listener would leave caches stale
                 self._each("disable")
                 log.warning("cannot listen for invalidations (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(1)
+                await asyncio.sleep(RETRY_SECONDS)
             finally:
                 if connection is not None and not connection.is_closed():
-                    await connection.close()
+                    connection.terminate()
 
     async def _poll(self) -> None:
-        table = AuthChange.__table__
-        last = None
-        polls = 0
+        last: int | None = None
+        cleaned = time.monotonic()
         while True:
             try:
                 async with self._engine.connect() as connection:
+                    newest = await connection.scalar(_NEWEST) or 0
                     if last is None:
-                        last = await connection.scalar(
-                            select(table.c.id).order_by(table.c.id.desc()).limit(1)) or 0
+                        last = newest
                         self._each("enable")
                         self._ready.set()
-                    rows = (await connection.execute(
-                        select(table.c.id, table.c.change).where(table.c.id > last)
-                        .order_by(table.c.id))).all()
-                    for row_id, change in rows:
-                        apply(self._caches, change, self._on_seen)
-                        last = row_id
-                    polls += 1
-                    if polls % 240 == 0:  # about once a minute: old announcements go
-                        await connection.execute(delete(table).where(
-                            table.c.at < utcnow() - KEEP))
-                        await connection.commit()
+                    elif newest < last:
+                        # Ids went back (the table was emptied, and it lacks AUTOINCREMENT:
+                        # a database not migrated to 0006, or a hand-made one): rows may have
+                        # come that `id > last` would never read. Start again, empty.
+                        log.warning("announcement ids went back; caches dropped")
+                        self._each("clear")
+                        last = newest
+                    elif newest > last:
+                        rows = (await connection.execute(_SINCE, {"last": last})).all()
+                        for row_id, change in rows:
+                            apply(self._caches, change, self._on_seen)
+                            last = row_id
+                if time.monotonic() - cleaned > CLEAN_SECONDS:
+                    cleaned = time.monotonic()
+                    await self.clean_up()
             except Exception as exc:  # a busy or missing database: never cache blindly
                 log.warning("cannot poll for invalidations (%s); retrying", type(exc).__name__)
                 self._each("disable")
                 last = None
             await asyncio.sleep(POLL_SECONDS)
+
+    async def clean_up(self, now: datetime | None = None) -> None:
+        """Drop announcements older than KEEP (SQLite): every poller has long read them."""
+        async with self._engine.begin() as connection:
+            await connection.execute(delete(AuthChange).where(
+                AuthChange.at < (now or utcnow()) - KEEP))
+
+
+_NEWEST = select(func.max(AuthChange.id))
+_SINCE = (select(AuthChange.id, AuthChange.change).where(AuthChange.id > bindparam("last"))
+          .order_by(AuthChange.id))
