@@ -16,7 +16,9 @@ class ModuleSettings(WireOut):
     type: list[str]
 
 
-class ModuleOut(WireOut):
+class ModuleSummary(WireOut):
+    """A module as a token shows it (without audit and revision)."""
+
     id: str
     href: str
     name: str
@@ -27,6 +29,9 @@ class ModuleOut(WireOut):
     paid: bool
     settings: ModuleSettings
     filters: dict[str, list[str]]
+
+
+class ModuleOut(ModuleSummary):
     audit: Audit | None = None
     revision: int | None = None
     meta: dict[str, Any] | None = Field(default=None, alias="$meta")

@@ -7,7 +7,7 @@ from pydantic import Field, field_validator
 from tokenhouse.accounts.schemas import AccountSummary, render_account
 from tokenhouse.kit.timeutil import render
 from tokenhouse.kit.wire import Audit, ReadOnlyFields, Ref, WireOut
-from tokenhouse.modules.schemas import ModuleOut, render_module
+from tokenhouse.modules.schemas import ModuleSummary, render_module
 from tokenhouse.tokens.models import ApiToken
 
 
@@ -57,7 +57,7 @@ class TokenOut(WireOut):
     token: str | None = Field(default=None, description="The secret: only in the create "
                               "response and in a GET made with this very token.")
     account: AccountSummary
-    modules: list[ModuleOut]
+    modules: list[ModuleSummary]
     audit: Audit | None = Field(default=None, description="Omitted from list items unless "
                                 "selected (select=+audit).")
     revision: int
