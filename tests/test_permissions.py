@@ -3,9 +3,9 @@ on SQLite and PostgreSQL.
 
 The order of answers is fixed everywhere: 401 (no valid credential) -> 403 (the token lacks
 what the operation needs) -> 404 (not visible to this tenant) -> 400 (query or body) -> 409
-(state or revision). Each cell is asked twice where the operation takes a body: with a valid
-body (the status in the matrix) and with a bad one, which must not change a 401, 403 or 404
-(the body is not read before those are decided) and is a 400 otherwise.
+(state or revision). Each cell is asked twice where the operation takes a body or a query:
+with a valid one (the status in the matrix) and with a bad one, which must not change a 401,
+403 or 404 (neither is looked at before those are decided) and is a 400 otherwise.
 
 A route added to the app without a row here fails `test_every_route_has_a_row`.
 """
@@ -69,6 +69,7 @@ class Operation:
     expected: dict[str, int]
     body: Callable[["World"], Any] | None = None  # a valid JSON body
     bad_body: Any = None  # a body that is a 400 wherever the body is read
+    bad_query: str | None = None  # a query string that is a 400 wherever it is read
 
 
 def token_body(world: "World") -> dict[str, Any]:
@@ -76,15 +77,20 @@ def token_body(world: "World") -> dict[str, Any]:
             "modules": [{"id": HELPDESK}]}
 
 
+LIST_QUERY = "eq(no.such.field,1)"
+ITEM_QUERY = "select=-no.such.field"
+
 MATRIX = (
     Operation("GET", f"{V1}/api-tokens",
-              row(no_module=403, itself=403, owner=200, other_tenant=200, operations=200)),
+              row(no_module=403, itself=403, owner=200, other_tenant=200, operations=200),
+              bad_query=LIST_QUERY),
     Operation("POST", f"{V1}/api-tokens",
               # Tenant B names an account it cannot see: a property of the body, so 400.
               row(no_module=403, itself=403, owner=201, other_tenant=400, operations=201),
               body=token_body, bad_body={"name": ""}),
     Operation("GET", f"{V1}/api-tokens/{{token_id}}",
-              row(no_module=403, itself=200, owner=200, other_tenant=404, operations=200)),
+              row(no_module=403, itself=200, owner=200, other_tenant=404, operations=200),
+              bad_query=ITEM_QUERY),
     Operation("PUT", f"{V1}/api-tokens/{{token_id}}",
               row(no_module=403, itself=403, owner=200, other_tenant=404, operations=200),
               body=lambda world: {"name": "Renamed"}, bad_body={"name": None}),
@@ -97,16 +103,18 @@ MATRIX = (
     Operation("POST", f"{V1}/api-tokens/{{token_id}}/enable",
               row(no_module=403, itself=403, owner=409, other_tenant=404, operations=409),
               body=lambda world: {}, bad_body={"unexpected": True}),
-    Operation("GET", f"{V1}/modules", anyone(200)),
+    Operation("GET", f"{V1}/modules", anyone(200), bad_query=LIST_QUERY),
     Operation("GET", f"{V1}/modules/{{module_id}}",
-              row(no_module=200, itself=200, owner=200, other_tenant=404, operations=200)),
-    Operation("GET", f"{V1}/accounts", anyone(200)),
+              row(no_module=200, itself=200, owner=200, other_tenant=404, operations=200),
+              bad_query=ITEM_QUERY),
+    Operation("GET", f"{V1}/accounts", anyone(200), bad_query=LIST_QUERY),
     Operation("POST", f"{V1}/accounts",
               row(no_module=403, itself=403, owner=403, other_tenant=403, operations=201),
               body=lambda world: {"name": "Made in the matrix", "type": "Client"},
               bad_body={"name": "No type"}),
     Operation("GET", f"{V1}/accounts/{{account_id}}",
-              row(no_module=200, itself=200, owner=200, other_tenant=404, operations=200)),
+              row(no_module=200, itself=200, owner=200, other_tenant=404, operations=200),
+              bad_query=ITEM_QUERY),
     Operation("PUT", f"{V1}/accounts/{{account_id}}",
               row(no_module=403, itself=403, owner=403, other_tenant=403, operations=200),
               body=lambda world: {"name": "Renamed"}, bad_body={"type": "Vendor"}),
@@ -206,6 +214,10 @@ async def test_permission(operation: Operation, caller: str, app: FastAPI,
     if operation.body is not None:
         # First the bad body: it changes nothing, and must not be read before 401/403/404.
         bad = await client.request(operation.method, target, json=operation.bad_body,
+                                   headers=headers(world, caller))
+        problem(bad, expected if expected in (401, 403, 404) else 400)
+    if operation.bad_query is not None:
+        bad = await client.request(operation.method, f"{target}?{operation.bad_query}",
                                    headers=headers(world, caller))
         problem(bad, expected if expected in (401, 403, 404) else 400)
     response = await client.request(

@@ -8,17 +8,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.datastructures import UploadFile
 
 from tokenhouse.accounts import service
 from tokenhouse.accounts.auth import AccountsManager
 from tokenhouse.accounts.repository import RESOURCE
 from tokenhouse.accounts.schemas import AccountCreate, AccountOut, AccountUpdate, render_account
 from tokenhouse.auth.dependencies import CurrentActor
-from tokenhouse.kit import paging
+from tokenhouse.kit import multipart, paging
 from tokenhouse.kit.db import Session
-from tokenhouse.kit.problems import BadRequest, PayloadTooLarge, ValidationFailed
+from tokenhouse.kit.problems import ValidationFailed
 from tokenhouse.kit.wire import (
+    MAX_JSON_BYTES,
     ListOf,
     body_doc,
     media_type,
@@ -31,6 +31,9 @@ from tokenhouse.kit.wire import (
 router = APIRouter(prefix="/public/v1/accounts/accounts", tags=["Accounts"])
 
 MAX_ICON_BYTES = 1024 * 1024
+# The parts of a multipart create or update, and the bytes each may hold.
+FORM_PARTS = {"account": MAX_JSON_BYTES, "icon": MAX_ICON_BYTES, "logo": MAX_ICON_BYTES}
+MAX_FORM_BYTES = MAX_ICON_BYTES + MAX_JSON_BYTES
 # Raster formats only: an SVG served from this origin could carry script.
 ICON_SIGNATURES = {
     "image/png": (b"\x89PNG\r\n\x1a\n",),
@@ -62,8 +65,8 @@ async def create_account(request: Request, session: Session,
 @router.get("/{account_id}", response_model=AccountOut, summary="Get an account")
 async def get_account(account_id: str, request: Request, session: Session,
                       actor: CurrentActor) -> JSONResponse:
-    shape = paging.item_shape(paging.item_query(request.url.query), RESOURCE)
     account = await service.get_account(session=session, actor=actor, account_id=account_id)
+    shape = paging.item_shape(paging.item_query(request.url.query), RESOURCE)
     return JSONResponse(paging.item(render_account(account), shape, RESOURCE))
 
 
@@ -109,31 +112,19 @@ async def get_icon(account_id: str, session: Session, actor: CurrentActor) -> Re
 async def _read_account_body(request: Request) -> tuple[Any, service.Icon | None]:
     if media_type(request) != "multipart/form-data":
         return await read_json(request), None
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_ICON_BYTES + 1024 * 1024:
-        raise PayloadTooLarge("The request body is larger than 2 MiB.")
-    try:
-        form = await request.form(max_files=2, max_fields=4, max_part_size=MAX_ICON_BYTES)
-    except Exception as exc:  # malformed multipart: the client's fault, never a 500
-        raise BadRequest(f"The multipart body cannot be read: {str(exc)[:200]}") from None
-    unknown = [key for key in form.keys() if key not in ("account", "icon", "logo")]
-    if unknown:
-        raise ValidationFailed({key: ["Unknown form part."] for key in unknown})
+    # Bounded while it arrives (kit/multipart.py): a chunked upload stops at the limit.
+    form = await multipart.read_form(request, FORM_PARTS, max_total=MAX_FORM_BYTES)
     part = form.get("account")
     if part is None:
         raise ValidationFailed({"account": ["The account part (JSON) is required."]})
-    raw = await part.read() if isinstance(part, UploadFile) else part
     upload = form.get("icon") or form.get("logo")
-    if upload is not None and not isinstance(upload, UploadFile):
+    if upload is not None and upload.filename is None:
         raise ValidationFailed({"icon": ["The icon must be sent as a file part."]})
-    icon = await _read_icon(upload) if upload is not None else None
-    return parse_json(raw), icon
+    icon = _read_icon(bytes(upload.data)) if upload is not None else None
+    return parse_json(bytes(part.data)), icon
 
 
-async def _read_icon(upload: UploadFile) -> service.Icon:
-    data = await upload.read(MAX_ICON_BYTES + 1)
-    if len(data) > MAX_ICON_BYTES:
-        raise PayloadTooLarge("The icon is larger than 1 MiB.")
+def _read_icon(data: bytes) -> service.Icon:
     for content_type, signatures in ICON_SIGNATURES.items():
         if any(data.startswith(signature) for signature in signatures):
             if content_type != "image/webp" or data[8:12] == b"WEBP":

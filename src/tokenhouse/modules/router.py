@@ -26,6 +26,6 @@ async def list_modules(request: Request, session: Session, actor: CurrentActor) 
 @router.get("/{module_id}", response_model=ModuleOut, summary="Get a module")
 async def get_module(module_id: str, request: Request, session: Session,
                      actor: CurrentActor) -> JSONResponse:
-    shape = paging.item_shape(paging.item_query(request.url.query), RESOURCE)
     module = await service.get_module(session=session, actor=actor, module_id=module_id)
+    shape = paging.item_shape(paging.item_query(request.url.query), RESOURCE)
     return JSONResponse(paging.item(render_module(module), shape, RESOURCE))

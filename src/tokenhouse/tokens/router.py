@@ -58,11 +58,12 @@ async def create_token(request: Request, session: Session, actor: TokensManager)
 @router.get("/{token_id}", response_model=TokenOut, summary="Get an API token")
 async def get_token(token_id: str, request: Request, actor: CurrentActor) -> Response:
     # The hot path: no unit of work (see service.read_token).
+    view = await service.read_token(sessions=request.app.state.sessions, actor=actor,
+                                    token_id=token_id, views=request.app.state.token_views)
+    # The query (`select`) is looked at once the token is known to be visible: 404 first.
     raw_query = request.scope["query_string"]
     shape = paging.item_shape(paging.item_query(raw_query.decode("latin-1")), RESOURCE) \
         if raw_query else None
-    view = await service.read_token(sessions=request.app.state.sessions, actor=actor,
-                                    token_id=token_id, views=request.app.state.token_views)
     last_access = render(request.app.state.last_access.seen(token_id, view.last_access_at))
     # The secret is shown only to a caller that authenticated with this very token: it
     # already holds the secret, and `mpt-cli accounts add` reads it back from here.
