@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenhouse.auth.invalidation import announce
+from tokenhouse.kit.db import unavailable
 from tokenhouse.kit.tasks import cancel
 from tokenhouse.kit.timeutil import as_utc, utcnow
 from tokenhouse.tokens import repository as tokens
@@ -69,9 +70,13 @@ class LastAccessRecorder:
             await asyncio.sleep(self._interval)
             try:
                 await self.flush()
-            except Exception:
+            except Exception as exc:
                 # Kept for the next round (see flush); a database hiccup must not stop it.
-                log.exception("could not write lastAccessAt values; will retry")
+                if unavailable(exc):  # an outage: one line per round, no traceback
+                    log.warning("could not write lastAccessAt values (%s); will retry",
+                                type(exc).__name__)
+                else:
+                    log.exception("could not write lastAccessAt values; will retry")
 
     async def flush(self) -> int:
         """Write every noted access. Returns how many tokens were written."""

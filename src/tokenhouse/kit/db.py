@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import JSON, MetaData, event
+from sqlalchemy import JSON, MetaData, event, exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,6 +17,10 @@ from sqlalchemy.orm import DeclarativeBase
 
 from tokenhouse.kit.rql.folding import fold
 from tokenhouse.kit.settings import Settings
+
+# How long a SQLite writer waits for another one's lock (then: 503).
+BUSY_SECONDS = 30.0
+CONNECT_TIMEOUT = 5.0
 
 # JSON documents (addresses, settings, ...): JSONB on PostgreSQL, JSON text on SQLite.
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
@@ -40,15 +44,60 @@ def create_engine(settings: Settings) -> AsyncEngine:
         path = settings.sqlite_path()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": BUSY_SECONDS}
     else:
-        # No pre-ping: it cost a round trip on every request (see bench/README.md). A
-        # connection that died with the server is detected on use, and the pool replaced.
-        kwargs.update(pool_size=10, max_overflow=10)
+        # No pre-ping: it cost a round trip on every request (see bench/README.md). A pooled
+        # connection whose backend is gone is dropped on checkout instead (`_drop_closed`,
+        # no round trip); one that dies during a statement fails that request (503, see
+        # `unavailable`) and SQLAlchemy discards it, so the pool heals by itself. A server
+        # that does not answer at all fails a connection attempt after CONNECT_TIMEOUT.
+        kwargs.update(pool_size=10, max_overflow=10,
+                      connect_args={"timeout": CONNECT_TIMEOUT})
     engine = create_async_engine(url, **kwargs)
     if settings.is_embedded:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        event.listen(engine.sync_engine.pool, "checkout", _drop_closed)
     return engine
+
+
+def _drop_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled connection that asyncpg already knows to be closed (a terminated
+    backend, a restarted server, a cut link: the socket closed while the connection sat in
+    the pool). The pool then connects anew. A check of a flag, not a round trip."""
+    if dbapi_connection._connection.is_closed():
+        raise exc.DisconnectionError("the pooled connection was closed")
+
+
+# SQLSTATE classes of a database that cannot serve now: connection exception, insufficient
+# resources (too many connections, disk full), operator intervention (shutdown, cannot
+# connect now, terminated backend, statement timeout).
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+# SQLite: another writer held the lock past the busy timeout, or the file cannot be used.
+_SQLITE_UNAVAILABLE = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR",
+                       "SQLITE_FULL", "SQLITE_READONLY"}
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot serve right now (an outage, a lost
+    connection, a lock held too long), rather than a fault of the request or of the code:
+    such a request is answered 503, to be tried again."""
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        original = error.orig
+        sqlstate = getattr(original, "sqlstate", None)
+        if isinstance(sqlstate, str):
+            return sqlstate[:2] in _UNAVAILABLE_CLASSES
+        return getattr(original, "sqlite_errorname", None) in _SQLITE_UNAVAILABLE
+    if isinstance(error, exc.TimeoutError):  # no pooled connection free in time
+        return True
+    # Raised by the driver while connecting, before SQLAlchemy can wrap it: refused, reset,
+    # unreachable, timed out, or the server's refusal (asyncpg's PostgresError, class 08/53/57).
+    if isinstance(error, OSError | TimeoutError):
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_CLASSES
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -56,7 +105,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers go on while one writer commits; busy_timeout makes a second writer
     # (another process, or the last-access flusher) wait instead of failing at once.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -101,7 +150,7 @@ async def reading(session: AsyncSession) -> None:
     under READ COMMITTED every statement takes its own snapshot anyway, so a transaction
     would add nothing but the BEGIN and COMMIT round trips. (SQLite keeps its transaction,
     which gives the statements one snapshot.)"""
-    if session.bind.dialect.name == "postgresql":
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 

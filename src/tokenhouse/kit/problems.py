@@ -8,13 +8,17 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tokenhouse.kit import db
 from tokenhouse.kit.tracing import current_trace_id, new_trace_id, trace_id_var
 
 log = logging.getLogger("tokenhouse")
@@ -24,6 +28,11 @@ _RFC9110 = {
     400: "15.5.1", 401: "15.5.2", 403: "15.5.4", 404: "15.5.5", 405: "15.5.6", 409: "15.5.10",
     413: "15.5.14", 415: "15.5.16", 422: "15.5.21", 500: "15.6.1", 503: "15.6.4",
 }
+
+
+# What a client sees while the database cannot serve (an outage, a lost connection).
+UNAVAILABLE = "The service cannot reach its database at the moment. Try again shortly."
+RETRY_AFTER = "2"
 
 
 def type_for(status: int) -> str:
@@ -143,6 +152,18 @@ def install(app: FastAPI) -> None:
     async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
         return problem_response(409, "The object was changed by another request at the same "
                                      "time. Read it again and repeat the change.")
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not db.unavailable(exc):
+            raise exc  # a fault of the code: ProblemMiddleware logs it and answers 500
+        # Expected during an outage: one line, no traceback, and no driver message (it can
+        # quote the statement's parameters) in the log or the response.
+        log.warning("database unavailable (%s); answered 503 (trace %s)", type(exc).__name__,
+                    current_trace_id())
+        return problem_response(503, UNAVAILABLE, headers={"Retry-After": RETRY_AFTER})
+
+    for kind in (DBAPIError, SQLAlchemyTimeoutError, OSError, TimeoutError, asyncpg.PostgresError):
+        app.add_exception_handler(kind, _database)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
