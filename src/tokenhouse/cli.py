@@ -2,12 +2,14 @@
 
 import asyncio
 import json
+import os
+import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated, Any, NoReturn
 
 import typer
 
@@ -92,7 +94,7 @@ def bootstrap(
 
     settings = _settings()
 
-    async def run() -> dict | None:
+    async def run() -> dict[str, Any] | None:
         async with _session(settings) as session:
             result = await run_bootstrap(session=session, key=settings.hmac_key(),
                                          account_name=account_name, if_empty=if_empty)
@@ -119,7 +121,8 @@ def bootstrap(
 
 @app.command("export")
 def export_store(
-    file: Annotated[Path | None, typer.Argument(help="Where to write (default: stdout).")] = None,
+    file: Annotated[Path | None, typer.Argument(help="Where to write (default: stdout). "
+                                                     "Written with mode 0600.")] = None,
 ) -> None:
     """Write the whole store as JSON Lines: accounts, modules, then tokens (with their secret
     hashes, so they authenticate again after an import with the same secret key)."""
@@ -135,12 +138,39 @@ def export_store(
                 count += 1
         return count
 
-    if file is None:
-        count = asyncio.run(run(sys.stdout))
-    else:
-        with file.open("w", encoding="utf-8") as out:
-            count = asyncio.run(run(out))
+    with _database_errors(settings, "nothing was exported"):
+        if file is None:
+            count = asyncio.run(run(sys.stdout))
+        else:
+            with private_file(file) as out:
+                count = asyncio.run(run(out))
     typer.echo(f"exported {count} objects", err=True)
+
+
+@contextmanager
+def private_file(path: Path) -> Iterator[IO[str]]:
+    """A new file at `path` that only its owner can read (it holds every secret hash).
+
+    Written beside `path` with mode 0600 from the start (O_CREAT|O_EXCL, never a moment
+    with the umask's mode), then renamed over it: a file already there is replaced, not
+    written through, so its looser mode (or a link it is) never applies to the export, and
+    an export that fails half-way leaves the previous one whole."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        _fail(f"cannot write {path}: {exc.strerror or exc}")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.replace(temporary, path)
+        except OSError as exc:
+            _fail(f"cannot write {path}: {exc.strerror or exc}")
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 @app.command("import")
@@ -153,9 +183,12 @@ def import_store(
 
     settings = _settings()
     if not file.is_file():
-        typer.secho(f"error: no file {file}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2)
-    total = sum(1 for _ in file.open("rb"))
+        _fail(f"no file {file}", code=2)
+    try:
+        with file.open("rb") as counted:
+            total = sum(1 for _ in counted)
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or exc}", code=2)
 
     async def run(progress: Any) -> Any:
         async with _session(settings) as session:
@@ -164,21 +197,39 @@ def import_store(
             await session.commit()
             return result
 
-    try:
-        if sys.stderr.isatty():
-            with typer.progressbar(length=total, label="checking", file=sys.stderr) as bar:
-                result = asyncio.run(run(bar.update))
-        else:
-            result = asyncio.run(run(None))
-    except ImportFailed as exc:
-        typer.secho(f"error: {exc.detail}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from None
-    except UnicodeDecodeError:
-        typer.secho("error: the file is not UTF-8 text; nothing was imported.", err=True,
-                    fg=typer.colors.RED)
-        raise typer.Exit(1) from None
+    with _database_errors(settings, "nothing was imported"):
+        try:
+            if sys.stderr.isatty():
+                with typer.progressbar(length=total, label="checking", file=sys.stderr) as bar:
+                    result = asyncio.run(run(bar.update))
+            else:
+                result = asyncio.run(run(None))
+        except ImportFailed as exc:
+            _fail(exc.detail)
+        except UnicodeDecodeError:
+            _fail("the file is not UTF-8 text; nothing was imported.")
+        except OSError as exc:
+            _fail(f"cannot read {file}: {exc.strerror or exc}; nothing was imported.")
     typer.echo(f"imported {result.accounts} accounts, {result.modules} modules, "
                f"{result.tokens} tokens", err=True)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _database_errors(settings: Settings, outcome: str) -> Iterator[None]:
+    """A database that cannot be reached, or refuses a statement, is a message and exit code
+    1, not a traceback. The driver's own text is not shown: it can quote the values of a
+    statement."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, OSError) as exc:
+        _fail(f"the database {_safe_url(settings)} failed ({type(exc).__name__}); {outcome}.")
 
 
 tokens_app = typer.Typer(help="API tokens, as the platform operator sees them.",

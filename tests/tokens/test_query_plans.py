@@ -81,4 +81,4 @@ async def test_the_newest_first_page_needs_no_sort_of_the_tenants_tokens(app, cr
 async def test_authentication_looks_up_the_secret_hash_by_index(app, crowded):
     plan = await explain(app, ApiToken.__table__.select().where(
         ApiToken.secret_hash == "0" * 64))
-    assert "uq_api_tokens_secret_hash" in plan, plan
+    assert "ix_api_tokens_secret_hash" in plan, plan

@@ -889,6 +889,25 @@ PROBES = [
         "value longer than the API and the column allow",
         lambda rt: one(2, bad_account(serviceLevel="s" * 100), "serviceLevel")),
         id="value longer than the API and the column allow"),
+    # Issue 9, defect 10: these were tracebacks (though nothing was written).
+    pytest.param(BadCase(
+        "audit by.id longer than its column",
+        lambda rt: one(4, bad_token(audit={"created": {"at": "2025-01-02T03:04:05Z",
+                                                       "by": {"id": "x" * 33}}}),
+                       "audit.created.by.id")),
+        id="audit by.id longer than its column"),
+    pytest.param(BadCase(
+        "revision of 2^40", lambda rt: one(3, bad_token(revision=2**40), "revision")),
+        id="revision of 2^40"),
+    pytest.param(BadCase(
+        "NUL character", lambda rt: one(5, bad_account(description="a\u0000b"),
+                                        "description", "NUL")),
+        id="NUL character"),
+    pytest.param(BadCase(
+        "deeply nested line",
+        lambda rt: one(2, '{"id": "MOD-5907", "settings": ' + "[" * 50_000 + "]" * 50_000
+                       + "}", "nested")),
+        id="deeply nested line"),
 ]
 
 

@@ -20,8 +20,9 @@ async def authenticate(*, sessions: async_sessionmaker[AsyncSession], secret: st
 
     A verified credential is served from `cache` (keyed by the hash) while no change has
     invalidated it (see auth/cache.py). Otherwise the secret is looked up by its keyed hash
-    (a unique index), so the stored value is never compared byte by byte in Python; the
-    constant-time check of the token id guards against a secret pasted onto another id.
+    and the token id it names (both indexed), so the stored value is never compared byte by
+    byte in Python; the constant-time check of the token id guards against a secret pasted
+    onto another id.
     Disabled and Deleted tokens, and every token of a Disabled account, authenticate nothing.
     A session (from `sessions`) is opened only when the credential is not cached.
     """
@@ -35,7 +36,7 @@ async def authenticate(*, sessions: async_sessionmaker[AsyncSession], secret: st
             return cached
         generation = cache.generation
     async with read_only(sessions) as session:
-        found = await tokens.find_credential(session, secret_hash)
+        found = await tokens.find_credential(session, secret_hash, token_id)
     if found is None or not crypto.same(found.token_id, token_id):
         raise Unauthorized(INVALID)
     if found.status != TokenStatus.ACTIVE:

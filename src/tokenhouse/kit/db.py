@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from tokenhouse.kit.rql.folding import fold
-from tokenhouse.kit.settings import Settings
+from tokenhouse.kit.settings import Settings, private_sqlite_file
 
 # How long a SQLite writer waits for another one's lock (then: 503).
 BUSY_SECONDS = 30.0
@@ -43,7 +43,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_embedded:
         path = settings.sqlite_path()
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(path)
         kwargs["connect_args"] = {"timeout": BUSY_SECONDS}
     else:
         # No pre-ping: it cost a round trip on every request (see bench/README.md). A pooled
@@ -51,8 +51,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # no round trip); one that dies during a statement fails that request (503, see
         # `unavailable`) and SQLAlchemy discards it, so the pool heals by itself. A server
         # that does not answer at all fails a connection attempt after CONNECT_TIMEOUT.
+        # The server logs no bound parameter of a failing statement (they can hold a secret
+        # hash), whatever its own default for log_parameter_max_length_on_error.
         kwargs.update(pool_size=10, max_overflow=10,
-                      connect_args={"timeout": CONNECT_TIMEOUT})
+                      connect_args={"timeout": CONNECT_TIMEOUT, "server_settings": {
+                          "log_parameter_max_length_on_error": "0"}})
     engine = create_async_engine(url, **kwargs)
     if settings.is_embedded:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import stat
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("var")
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 class ConfigurationError(RuntimeError):
@@ -62,8 +64,27 @@ class Settings(BaseSettings):
         return _key_file(db_file.parent / "secret.key")
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Create the embedded database's directory (0700) and file (0600) before SQLite opens
+    it: the file holds every token's secret hash, and SQLite gives its -wal, -shm and
+    -journal files the database file's mode. A file an older version left readable by
+    others is narrowed to its owner."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for file in (path, *(path.with_name(path.name + end) for end in SQLITE_COMPANIONS)):
+        try:
+            status = file.stat()
+        except FileNotFoundError:
+            continue
+        if status.st_mode & 0o077 and status.st_uid == os.geteuid():
+            file.chmod(stat.S_IMODE(status.st_mode) & 0o700)
+
+
 def _key_file(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         # O_EXCL: of two processes starting at once, exactly one writes the key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

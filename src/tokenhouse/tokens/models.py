@@ -39,8 +39,9 @@ class ApiToken(Audited, Base):
     icon: Mapped[str | None] = mapped_column(String(2048))
     status: Mapped[str] = mapped_column(String(16), default=TokenStatus.ACTIVE)
     # HMAC-SHA256 of the secret (hex). Never the secret itself. NULL for an imported token
-    # whose hash was not exported: it cannot authenticate until it is recreated.
-    secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # whose hash was not exported: it cannot authenticate until it is recreated. Indexed, not
+    # UNIQUE: PostgreSQL would print a clashing hash in its log (migration 0007).
+    secret_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     last_access_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     account: Mapped[Account] = relationship(lazy="joined", innerjoin=True)

@@ -214,16 +214,20 @@ class Credential:
     modules: tuple[tuple[str, str], ...]  # (id, name)
 
 
-async def find_credential(session: AsyncSession, secret_hash: str) -> Credential | None:
+async def find_credential(session: AsyncSession, secret_hash: str,
+                          token_id: str) -> Credential | None:
     """The token a secret hash belongs to, whatever its state (the caller decides). One
-    plain query of the columns needed (no ORM objects): this runs on every uncached request."""
+    plain query of the columns needed (no ORM objects): this runs on every uncached request.
+
+    The hash is not UNIQUE in the database (see migration 0007), so the token id the secret
+    names is bound too: a hash stored on another row (a damaged import) never matches it."""
     rows = (await session.execute(
         select(ApiToken.id, ApiToken.name, ApiToken.status, Account.id, Account.type,
                Account.status, Module.id, Module.name)
         .join(Account, Account.id == ApiToken.account_id)
         .outerjoin(token_modules, token_modules.c.token_id == ApiToken.id)
         .outerjoin(Module, Module.id == token_modules.c.module_id)
-        .where(ApiToken.secret_hash == secret_hash))).all()
+        .where(ApiToken.secret_hash == secret_hash, ApiToken.id == token_id))).all()
     if not rows:
         return None
     first = rows[0]

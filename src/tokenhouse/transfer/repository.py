@@ -2,9 +2,9 @@
 unit of work would make a 100,000-token import take minutes)."""
 
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -42,8 +42,8 @@ async def insert_rows(session: AsyncSession, table: Any, rows: list[dict[str, An
 
 async def update_module(session: AsyncSession, module_id: str, values: dict[str, Any]) -> None:
     connection = await session.connection()
-    await connection.execute(update(Module.__table__).where(Module.id == module_id)
-                             .values(**values))
+    table = cast(Table, Module.__table__)
+    await connection.execute(update(table).where(table.c.id == module_id).values(**values))
 
 
 TABLES = {"accounts": Account.__table__, "user_groups": UserGroup.__table__,

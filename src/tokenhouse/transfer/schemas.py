@@ -1,6 +1,10 @@
 """The lines of an export file: each object in its public API shape, plus a token's stored
 secret hash. Read-only and derived properties (`href`, `$meta`, links) are accepted and
-ignored; anything else unknown is an error, so that a typo never loses data silently."""
+ignored; anything else unknown is an error, so that a typo never loses data silently.
+
+Every limit of a column is a limit here too (lengths, the 32-bit `revision`, ids by their
+pattern), so that a line accepted here is one both databases store: a bad file is refused
+line by line before anything is written, never by a database error half-way."""
 
 from datetime import datetime
 from typing import Any, Literal
@@ -9,6 +13,18 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tokenhouse.kit.timeutil import as_utc
+
+# `revision` is an INTEGER column: 32 bits on PostgreSQL.
+MAX_REVISION = 2**31 - 1
+ACCOUNT_ID = r"^ACC-[0-9]{4}-[0-9]{4}$"
+MODULE_ID = r"^MOD-[0-9]{4}$"
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return as_utc(value)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-23:00, past year 9999 in UTC
+        raise ValueError("the instant is out of range in UTC") from None
 
 
 class Line(BaseModel):
@@ -21,8 +37,8 @@ class Line(BaseModel):
 
 class ByIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: str | None = None
-    name: str | None = None
+    id: str | None = Field(default=None, max_length=32)
+    name: str | None = Field(default=None, max_length=255)
 
 
 class EventIn(BaseModel):
@@ -33,7 +49,7 @@ class EventIn(BaseModel):
     @field_validator("at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return as_utc(value)
+        return _to_utc(value)
 
 
 class AuditIn(BaseModel):
@@ -57,7 +73,7 @@ class AddressIn(BaseModel):
 
 class GroupIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: str = Field(pattern=r"^UGR-\d{4}-\d{4}$")
+    id: str = Field(pattern=r"^UGR-[0-9]{4}-[0-9]{4}$")
     name: str = Field(min_length=1, max_length=255)
     description: str | None = None
     logo: str | None = Field(default=None, max_length=2048)
@@ -70,7 +86,7 @@ class ExternalIdsIn(BaseModel):
 
 
 class AccountLine(Line):
-    id: str = Field(pattern=r"^ACC-\d{4}-\d{4}$")
+    id: str = Field(pattern=ACCOUNT_ID)
     name: str = Field(min_length=1, max_length=255)
     type: Literal["Client", "Vendor", "Operations"]
     status: Literal["Active", "Enabled", "Disabled"] = "Active"
@@ -85,11 +101,11 @@ class AccountLine(Line):
     website: str | None = Field(default=None, max_length=2048)
     groups: list[GroupIn] = []
     audit: AuditIn | None = None
-    revision: int = Field(default=1, ge=1)
+    revision: int = Field(default=1, ge=1, le=MAX_REVISION)
 
 
 class ModuleLine(Line):
-    id: str = Field(pattern=r"^MOD-\d{4}$")
+    id: str = Field(pattern=MODULE_ID)
     name: str | None = Field(default=None, min_length=1, max_length=255)
     description: str | None = None
     accountTypes: list[Literal["Client", "Vendor", "Operations"]] | None = None
@@ -99,7 +115,7 @@ class ModuleLine(Line):
     settings: dict[str, Any] | None = None
     filters: dict[str, list[str]] | None = None
     audit: AuditIn | None = None
-    revision: int | None = Field(default=None, ge=1)
+    revision: int | None = Field(default=None, ge=1, le=MAX_REVISION)
 
     @model_validator(mode="after")
     def _no_nulls(self) -> "ModuleLine":
@@ -112,22 +128,27 @@ class ModuleLine(Line):
         return self
 
 
-class RefIn(BaseModel):
+class AccountRef(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: str
+    id: str = Field(pattern=ACCOUNT_ID)
+
+
+class ModuleRef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(pattern=MODULE_ID)
 
 
 class TokenLine(Line):
-    id: str = Field(pattern=r"^TKN-\d{4}-\d{4}$")
+    id: str = Field(pattern=r"^TKN-[0-9]{4}-[0-9]{4}$")
     name: str = Field(min_length=1, max_length=255)
     description: str | None = Field(default=None, max_length=2000)
     icon: str | None = Field(default=None, max_length=2048)
     status: Literal["Active", "Disabled", "Deleted"] = "Active"
     lastAccessAt: AwareDatetime | None = None
-    account: RefIn
-    modules: list[RefIn] = []
+    account: AccountRef
+    modules: list[ModuleRef] = []
     audit: AuditIn | None = None
-    revision: int = Field(default=1, ge=1)
+    revision: int = Field(default=1, ge=1, le=MAX_REVISION)
     # The keyed hash of the secret (never the secret): the token authenticates again after
     # an import into a server with the same TOKENHOUSE_SECRET_KEY.
     secretHash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
@@ -135,4 +156,4 @@ class TokenLine(Line):
     @field_validator("lastAccessAt")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return as_utc(value) if value else None
+        return _to_utc(value) if value else None

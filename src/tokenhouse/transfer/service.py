@@ -7,6 +7,7 @@ tokens must be new. Every line is checked before anything is written.
 """
 
 import json
+import math
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,8 @@ from tokenhouse.transfer.schemas import AccountLine, AuditIn, ModuleLine, TokenL
 KINDS: dict[str, type[AccountLine | ModuleLine | TokenLine]] = {
     "ACC-": AccountLine, "MOD-": ModuleLine, "TKN-": TokenLine}
 MAX_REPORTED = 20
+# How deeply a line may nest (the deepest export line nests 4 levels: a module's settings).
+MAX_DEPTH = 32
 ALL_TYPES = ["Client", "Vendor", "Operations"]
 
 
@@ -36,8 +39,10 @@ class ImportFailed(BadRequest):
     """The file has bad lines; nothing was written. `problems` are (line number, message)."""
 
     def __init__(self, problems: list[tuple[int, str]]):
-        self.problems = problems
-        lines = "\n".join(f"line {number}: {message}" for number, message in problems)
+        # Messages quote the file (ids, property names, a parser's words about a value):
+        # printable and bounded, so that no line can forge or flood the output.
+        self.problems = [(number, _shown(message, 500)) for number, message in problems]
+        lines = "\n".join(f"line {number}: {message}" for number, message in self.problems)
         super().__init__(f"Nothing was imported:\n{lines}")
 
 
@@ -65,38 +70,118 @@ def parse_lines(lines: Iterable[str], progress: Callable[[int], None] | None = N
             progress(1)
         if not text.strip():
             continue
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            problems.append((number, f"not valid JSON ({exc.msg})"))
-            continue
-        object_id = data.get("id") if isinstance(data, dict) else None
-        kind = KINDS.get(object_id[:4]) if isinstance(object_id, str) else None
-        if kind is None:
-            problems.append((number, "not an object with an id starting ACC-, MOD- or TKN-"))
-            continue
-        if object_id in seen:
-            problems.append((number, f"{object_id} is already on line {seen[object_id]}"))
-            continue
-        seen[object_id] = number
-        try:
-            line = kind.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "line"
-            problems.append((number, f"{object_id}: {where}: {first['msg']}"))
-            continue
-        if isinstance(line, AccountLine):
-            parsed.accounts.append((number, line))
-        elif isinstance(line, ModuleLine):
-            parsed.modules.append((number, line))
-        else:
-            parsed.tokens.append((number, line))
-        if len(problems) >= MAX_REPORTED:
-            break
+        problem = _parse_line(text, seen, number, parsed)
+        if problem is not None:
+            problems.append((number, problem))
+            if len(problems) >= MAX_REPORTED:
+                break
     if problems:
         raise ImportFailed(problems)
     return parsed
+
+
+def _parse_line(text: str, seen: dict[str, int], number: int, parsed: Parsed) -> str | None:
+    """Adds the line to `parsed`, or says what is wrong with it."""
+    data, problem = _decode(text)
+    if problem is not None:
+        return problem
+    object_id = data.get("id") if isinstance(data, dict) else None
+    kind = KINDS.get(object_id[:4]) if isinstance(object_id, str) else None
+    if kind is None or not isinstance(object_id, str):
+        return "not an object with an id starting ACC-, MOD- or TKN-"
+    shown = _shown(object_id)
+    where, problem = _unstorable(data)
+    if problem is not None:
+        return f"{shown}: {where}: {problem}"
+    if object_id in seen:
+        return f"{shown} is already on line {seen[object_id]}"
+    seen[object_id] = number
+    try:
+        line = kind.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(_shown(str(part)) for part in first["loc"]) or "line"
+        return f"{shown}: {where}: {first['msg']}"
+    if isinstance(line, AccountLine):
+        parsed.accounts.append((number, line))
+    elif isinstance(line, ModuleLine):
+        parsed.modules.append((number, line))
+    else:
+        parsed.tokens.append((number, line))
+    return None
+
+
+def _decode(text: str) -> tuple[Any, str | None]:
+    """The line's JSON value, or why it is none. NaN, Infinity and numbers too large for a
+    float are refused: neither database's JSON can hold them."""
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite), None
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg})"
+    except RecursionError:
+        return None, f"not valid JSON (nested more than {MAX_DEPTH} levels deep)"
+    except _Refused as exc:
+        return None, f"not valid JSON ({exc})"
+    except ValueError:  # Python's limit on the digits of an integer
+        return None, "not valid JSON (a number of more than 4,300 digits)"
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused("a number too large for a float")
+    return value
+
+
+def _unstorable(data: Any) -> tuple[str, str | None]:
+    """The first value (or key) of a decoded line that no database can store: nesting deeper
+    than MAX_DEPTH, a NUL character (PostgreSQL refuses it in text and JSON), or a lone UTF-16
+    surrogate (no UTF-8 encoding). Returns (where, problem); problem None when all is fine.
+    Iterative, so that the depth of a line is no risk to this process either."""
+    pending: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while pending:
+        value, path = pending.pop()
+        if len(path) > MAX_DEPTH:
+            return ".".join(_shown(part) for part in path[:3]) + "...", \
+                f"nested more than {MAX_DEPTH} levels deep"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                problem = _bad_text(key)
+                if problem is not None:
+                    return ".".join((*path, _shown(key))), f"a property name {problem}"
+                pending.append((item, (*path, key)))
+        elif isinstance(value, list):
+            pending.extend((item, (*path, str(index))) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            problem = _bad_text(value)
+            if problem is not None:
+                return ".".join(_shown(part) for part in path) or "line", problem
+    return "line", None
+
+
+def _bad_text(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (not valid Unicode)"
+    return None
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A value from the file as it may appear in a message: printable ASCII, short (an id
+    or a property name can hold a line break, an escape sequence or megabytes)."""
+    escaped = json.dumps(text)[1:-1] if not (text.isascii() and text.isprintable()) else text
+    return escaped if len(escaped) <= limit else escaped[:limit] + "..."
 
 
 async def import_lines(*, session: AsyncSession, lines: Iterable[str],

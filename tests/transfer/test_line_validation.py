@@ -1,0 +1,213 @@
+"""The lines of an import file are checked before anything is written, and a bad line is a
+message naming its number and property: never a traceback, never a database error.
+
+Fast, in this process: `parse_lines` alone (named cases, then hypothesis over mutated lines
+of every kind), and `import_lines` on SQLite and PostgreSQL with each example's transaction
+rolled back (whatever the checks accept, both databases store). The `tokenhouse import`
+process itself is run on such files in test_import_export.py (PROBES).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tokenhouse.kit.db import create_engine, session_factory
+from tokenhouse.kit.settings import Settings
+from tokenhouse.transfer.service import MAX_DEPTH, ImportFailed, import_lines, parse_lines
+
+ACCOUNT = {"id": "ACC-7000-0001", "name": "Fuzz account", "type": "Client",
+           "groups": [{"id": "UGR-7000-0001", "name": "Default", "isDefault": True}],
+           "audit": {"created": {"at": "2025-01-02T03:04:05.678Z",
+                                 "by": {"id": "TKN-1000-0001", "name": "someone"}}}}
+MODULE = {"id": "MOD-7001", "name": "Fuzz module", "description": "new",
+          "accountTypes": ["Client"], "settings": {"a": [1, 2.5, "x"]},
+          "filters": {"f": ["g"]}, "revision": 2}
+TOKEN = {"id": "TKN-7000-0001", "name": "fuzz token", "description": "d", "status": "Active",
+         "account": {"id": ACCOUNT["id"]}, "modules": [{"id": "MOD-1732"}],
+         "lastAccessAt": "2025-02-03T04:05:06.789Z", "revision": 3,
+         "audit": {"created": {"at": "2025-01-02T03:04:05.678Z", "by": None},
+                   "updated": {"at": "2025-01-03T03:04:05.678Z",
+                               "by": {"id": "TKN-1000-0001", "name": "x"}}},
+         "secretHash": "a" * 64}
+BASES = {"account": ACCOUNT, "module": MODULE, "token": TOKEN}
+
+
+def token(**changes: Any) -> str:
+    return json.dumps({**TOKEN, **changes})
+
+
+def deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def problems_of(*lines: str) -> list[tuple[int, str]]:
+    with pytest.raises(ImportFailed) as failed:
+        parse_lines(lines)
+    return failed.value.problems
+
+
+# Each case of issue 9 (defect 10), and its neighbours: (line, words the message must hold).
+BAD_LINES = {
+    "audit by.id over its column": (
+        token(audit={"created": {"at": "2025-01-02T03:04:05Z", "by": {"id": "x" * 33}}}),
+        ("TKN-7000-0001", "audit.created.by.id", "32")),
+    "audit by.name over its column": (
+        token(audit={"updated": {"at": "2025-01-02T03:04:05Z", "by": {"name": "x" * 256}}}),
+        ("audit.updated.by.name", "255")),
+    "revision of 2^40": (token(revision=2**40), ("revision", "2147483647")),
+    "revision of 2^31": (token(revision=2**31), ("revision",)),
+    "module revision of 2^63": (json.dumps({**MODULE, "revision": 2**63}), ("revision",)),
+    "NUL in a name": (token(name="a\u0000b"), ("name", "NUL")),
+    "NUL in a module setting": (json.dumps({**MODULE, "settings": {"k": ["\u0000"]}}),
+                                ("settings.k.0", "NUL")),
+    "NUL in a property name": (json.dumps({**MODULE, "settings": {"k\u0000": 1}}),
+                               ("settings", "NUL")),
+    "NUL in an ignored property": (token(href="/x\u0000"), ("href", "NUL")),
+    "NUL in an account reference": (token(account={"id": "ACC-7000-0001\u0000"}),
+                                    ("account.id", "NUL")),
+    "a lone surrogate": ('{"id": "MOD-7001", "settings": {"k": "\\udc00"}}',
+                         ("settings.k", "surrogate")),
+    "a line nested 100,000 levels deep": ('{"id": "MOD-7001", "settings": ' + deep(100_000)
+                                          + "}", ("nested",)),
+    "a line nested 500 levels deep": ('{"id": "MOD-7001", "settings": {"k": ' + deep(500)
+                                      + "}}", ("settings.k", "nested")),
+    "a whole line nested deeply": (deep(100_000), ("nested",)),
+    "an instant past year 9999 in UTC": (token(lastAccessAt="9999-12-31T23:59:59-23:00"),
+                                         ("lastAccessAt", "range")),
+    "an instant before year 1 in UTC": (
+        token(audit={"created": {"at": "0001-01-01T00:00:00+01:00"}}),
+        ("audit.created.at", "range")),
+    "NaN": ('{"id": "MOD-7001", "settings": {"k": NaN}}', ("NaN",)),
+    "Infinity": ('{"id": "MOD-7001", "settings": {"k": -Infinity}}', ("Infinity",)),
+    "a float past the largest": ('{"id": "MOD-7001", "settings": {"k": 1e999}}', ("number",)),
+    "an integer of 5,000 digits": ('{"id": "MOD-7001", "revision": ' + "9" * 5000 + "}",
+                                   ("4,300 digits",)),
+    "a module reference that is no module id": (token(modules=[{"id": "x" * 1000}]),
+                                                ("modules.0.id",)),
+    "an account reference that is no account id": (token(account={"id": "ACC-1"}),
+                                                   ("account.id",)),
+    "an id in non-ASCII digits": (token(id="TKN-\u0661\u0662\u0663\u0664-1234"), ("id",)),
+}
+
+
+@pytest.mark.parametrize("case", BAD_LINES)
+def test_each_bad_line_is_named_with_its_property(case: str) -> None:
+    line, words = BAD_LINES[case]
+    good = json.dumps(ACCOUNT)
+    [(number, message)] = problems_of(good, "", line, good.replace("7000-0001", "7000-0002"))
+    assert number == 3, message
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_a_forged_id_cannot_forge_an_output_line() -> None:
+    """An id or a property name from the file is quoted escaped and bounded."""
+    problems = problems_of(
+        json.dumps({"id": "TKN-\nline 9: ok\u001b[2J" + "x" * 10_000, "name": "n"}),
+        json.dumps({**TOKEN, "x\r\nline 7: fine": 1}),
+        '{"id": "TKN-\\ud800", "name": "n"}')
+    for _, message in problems:
+        assert message.isprintable() and message.isascii(), message
+        assert len(message) < 600, message
+    assert "\\n" in problems[0][1]
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH - 2, MAX_DEPTH - 1])
+def test_nesting_up_to_the_limit_is_accepted(depth: int) -> None:
+    settings_value: Any = 1
+    for _ in range(depth):
+        settings_value = {"k": settings_value}
+    parsed = parse_lines([json.dumps({**MODULE, "settings": settings_value})])
+    assert len(parsed.modules) == 1
+
+
+# -- hypothesis --------------------------------------------------------------------------------
+
+NASTY_TEXT = st.one_of(
+    st.text(max_size=20),
+    st.text(st.characters(codec=None, categories=["Cc", "Cs", "Zl", "Co"]), max_size=5),
+    st.sampled_from(["\u0000", "a\u0000", "\ud800", "x" * 33, "x" * 256, "y" * 3000,
+                     "TKN-0000-0000", "ACC-0000-0000", "MOD-1732", "Active", "Deleted",
+                     "2025-01-01T00:00:00Z", "9999-12-31T23:59:59-23:00",
+                     "0001-01-01T00:00:00+14:00", "2025-01-01T00:00:00", "a" * 64]),
+)
+NASTY_NUMBER = st.one_of(
+    st.integers(), st.sampled_from([0, -1, 2**31 - 1, 2**31, 2**63, -(2**63) - 1, 10**400]),
+    st.floats(allow_nan=True, allow_infinity=True))
+LEAF = st.one_of(NASTY_TEXT, NASTY_NUMBER, st.booleans(), st.none())
+VALUE = st.recursive(LEAF, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(NASTY_TEXT, inner, max_size=3)), max_leaves=8)
+PROPERTIES = sorted({*ACCOUNT, *MODULE, *TOKEN, "externalIds", "address", "website", "icon",
+                     "serviceLevel", "accountTypes", "isEnabledByDefault", "paid", "$meta"})
+NESTED_PATHS = [("audit", "created", "at"), ("audit", "created", "by", "id"),
+                ("audit", "updated", "by", "name"), ("account", "id"), ("modules", 0, "id"),
+                ("groups", 0, "id"), ("groups", 0, "name"), ("address", "city"),
+                ("externalIds", "pyraTenantId"), ("settings", "k"), ("filters", "k")]
+
+
+@st.composite
+def mutated_lines(draw: st.DrawFn) -> str:
+    """A good line of some kind with one to three properties given nasty values, as JSON
+    (NaN and Infinity included); now and then the text itself is cut or gets a character."""
+    line = json.loads(json.dumps(BASES[draw(st.sampled_from(sorted(BASES)))]))
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.one_of(st.tuples(st.sampled_from(PROPERTIES)),
+                              st.sampled_from(NESTED_PATHS)))
+        value = draw(VALUE)
+        for key in reversed(path[1:]):
+            value = [value] if isinstance(key, int) else {key: value}
+        line[path[0]] = value
+    text = json.dumps(line, ensure_ascii=draw(st.booleans()))
+    edit = draw(st.sampled_from(["none", "none", "cut", "insert"]))
+    if edit != "none":
+        at = draw(st.integers(0, len(text) - 1))
+        text = text[:at] if edit == "cut" else text[:at] + draw(st.characters()) + text[at:]
+    return text
+
+
+HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+          HealthCheck.data_too_large, HealthCheck.filter_too_much]
+
+
+@examples(max_examples=400, deadline=None, suppress_health_check=HEALTH)
+@given(line=mutated_lines())
+def test_line_checks_never_raise_anything_but_a_named_problem(line: str) -> None:
+    try:
+        parse_lines([json.dumps(ACCOUNT), line])
+    except ImportFailed as failed:
+        for number, message in failed.problems:
+            assert number == 2, failed.problems
+            assert message.isprintable() and message.isascii(), message
+
+
+@pytest.fixture(scope="module")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    made = create_engine(settings)
+    try:
+        yield made
+    finally:
+        await made.dispose()
+
+
+@examples(max_examples=40, deadline=None, suppress_health_check=HEALTH)
+@given(line=mutated_lines())
+async def test_what_the_checks_accept_both_databases_store(engine: AsyncEngine,
+                                                           line: str) -> None:
+    """Each example imports into the real database, then rolls back: a line is either
+    refused by name or written; the database never refuses what the checks let through."""
+    async with session_factory(engine)() as session:
+        try:
+            await import_lines(session=session, lines=[json.dumps(ACCOUNT), line])
+            await session.flush()
+        except ImportFailed:
+            pass
+        finally:
+            await session.rollback()
