@@ -1,12 +1,17 @@
 """The OpenAPI document describes every endpoint, and real responses match it."""
 
-from tests.helpers import TOKENS
+import re
+from typing import Any
+
+from tests.helpers import TOKENS, problem
+from tokenhouse.accounts.router import ICON_SIGNATURES
 from tokenhouse.accounts.schemas import AccountOut
 from tokenhouse.kit.wire import ListOf, ProblemDocument
 from tokenhouse.modules.schemas import ModuleOut
 from tokenhouse.tokens.schemas import TokenOut
 
 OPENAPI = "/public/v1/accounts/openapi.json"
+ACCOUNTS = "/public/v1/accounts/accounts"
 
 
 async def test_every_operation_is_documented(client):
@@ -31,10 +36,12 @@ async def test_every_operation_is_documented(client):
     for path, method in expected:
         operation = paths[path][method]
         assert "422" not in operation["responses"]
-        problem = operation["responses"]["default"]["content"]["application/problem+json"]
-        assert problem["schema"]["$ref"] == "#/components/schemas/Problem"
+        assert "default" not in operation["responses"]
         if path.startswith("/public/v1"):
             assert operation["security"] == [{"bearer": []}]
+    for name, response in document["components"]["responses"].items():
+        problem = response["content"]["application/problem+json"]
+        assert problem["schema"]["$ref"] == "#/components/schemas/Problem", name
     for path, method, model in ((TOKENS, "post", "TokenCreate"),
                                 (f"{TOKENS}/{{token_id}}", "put", "TokenUpdate"),
                                 ("/public/v1/accounts/accounts", "post", "AccountCreate")):
@@ -46,6 +53,53 @@ async def test_every_operation_is_documented(client):
     for path in (TOKENS, "/public/v1/accounts/modules", "/public/v1/accounts/accounts"):
         names = [p["name"] for p in paths[path]["get"]["parameters"]]
         assert names == ["limit", "offset", "select", "order"]
+
+
+def _problems(operation: dict[str, Any]) -> set[int]:
+    return {int(status) for status, response in operation["responses"].items()
+            if response.get("$ref", "").startswith("#/components/responses/")}
+
+
+async def test_each_operation_names_the_problems_it_can_answer(client):
+    """Every status is listed, with no `default` to catch the rest: schemathesis'
+    status_code_conformance (tests/test_schemathesis.py) then fails on anything else."""
+    paths = (await client.get(OPENAPI)).json()["paths"]
+    every = {400, 414}  # the limits on every request's path and query (kit/limits.py)
+    public = every | {401, 403, 503}
+    assert _problems(paths["/healthz"]["get"]) == every
+    assert _problems(paths["/readyz"]["get"]) == every | {503}
+    assert _problems(paths[TOKENS]["get"]) == public
+    assert _problems(paths[TOKENS]["post"]) == public | {413, 415}
+    assert _problems(paths[f"{TOKENS}/{{token_id}}"]["get"]) == public | {404}
+    for method in ("put", "delete"):
+        extra = {413, 415} if method == "put" else set()
+        assert _problems(paths[f"{TOKENS}/{{token_id}}"][method]) == public | {404, 409} | extra
+    for action in ("enable", "disable"):
+        assert _problems(paths[f"{TOKENS}/{{token_id}}/{action}"]["post"]) == \
+            public | {404, 409, 413, 415}
+    assert _problems(paths[f"{ACCOUNTS}/{{account_id}}/icon"]["get"]) == public | {404}
+
+
+async def test_a_405_names_every_method_the_path_serves(client):
+    """`Allow` lists the methods of the path, not those of the first route that matched it
+    (FastAPI makes one route per method: PATCH /api-tokens/{id} was told `Allow: GET`)."""
+    paths = (await client.get(OPENAPI)).json()["paths"]
+    for template, operations in paths.items():
+        path = re.sub(r"\{[^}]+\}", "XYZ-0000-0000", template)
+        served = {method.upper() for method in operations}
+        for method in sorted({"GET", "POST", "PUT", "PATCH", "DELETE"} - served):
+            response = await client.request(method, path)
+            problem(response, 405)
+            allowed = {name.strip() for name in response.headers["allow"].split(",")}
+            assert allowed == served, (method, path)
+
+
+async def test_an_icon_is_documented_in_every_format_an_upload_may_have(client):
+    """An uploaded GIF or WebP icon is served as such; the document named PNG and JPEG (and
+    JSON) only."""
+    paths = (await client.get(OPENAPI)).json()["paths"]
+    content = paths[f"{ACCOUNTS}/{{account_id}}/icon"]["get"]["responses"]["200"]["content"]
+    assert set(content) == set(ICON_SIGNATURES)
 
 
 async def test_real_responses_match_the_documented_models(client, factory):

@@ -3,10 +3,13 @@
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.routing import Match, Mount
 
 from tokenhouse import __version__
 from tokenhouse.accounts.router import router as accounts_router
@@ -28,6 +31,8 @@ from tokenhouse.tokens.router import router as tokens_router
 from tokenhouse.tokens.views import TokenViews
 
 OPENAPI_URL = "/public/v1/accounts/openapi.json"
+# The methods a 405's `Allow` header may name.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "Accounts API.")
     app.add_middleware(RequestLimits)  # added first: runs inside ProblemMiddleware (trace id)
     problems.install(app)
+    app.add_exception_handler(405, _method_not_allowed)
     app.include_router(health_router)
     app.include_router(tokens_router)
     app.include_router(modules_router)
@@ -80,6 +86,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount_portal(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 with every method of the path in `Allow`. Starlette names only the methods of the
+    first route that matches the path, and FastAPI makes one route per method: a PATCH of
+    /api-tokens/{id} was told `Allow: GET`, though PUT and DELETE are served there too."""
+    routes = [route for route in request.app.routes if not isinstance(route, Mount)]
+    allowed = [method for method in METHODS if any(
+        route.matches({**request.scope, "method": method})[0] is Match.FULL
+        for route in routes)]
+    # A path no route serves with any method is a mounted app's (the portal's static files).
+    headers = {"Allow": ", ".join(allowed)} if allowed else getattr(exc, "headers", None)
+    return problems.problem_response(
+        405, f"The method {request.method} is not allowed on {request.url.path}.",
+        headers=headers)
 
 
 def _tune_garbage_collection() -> None:
@@ -97,9 +118,23 @@ def _tune_garbage_collection() -> None:
     gc.set_threshold(50_000, 20, 10)
 
 
+# The problems an operation may answer, each with what it means here.
+PROBLEMS = {
+    400: "The query, the path or the body breaks a rule (`errors` names each part).",
+    401: "No valid credential (`WWW-Authenticate: Bearer`).",
+    403: "The token may not do this: it lacks the module, or its account is not the operator.",
+    404: "No such object, or one that this token's account may not see.",
+    409: "The object's status or revision does not allow the change.",
+    413: "The body is larger than the limit.",
+    414: "The query string or the path is longer than the limit.",
+    415: "The body's media type is not one the operation reads.",
+    503: "The database cannot be reached at the moment; try again shortly.",
+}
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the schemas of bodies the routes read themselves, and the
-    Bearer scheme every /public/v1 operation uses."""
+    """FastAPI's document, plus the schemas of bodies the routes read themselves, the Bearer
+    scheme every /public/v1 operation uses, and the problems each operation may answer."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description,
@@ -115,16 +150,43 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     schemas["Problem"] = ProblemDocument.model_json_schema(by_alias=True)
-    problem = {"description": "An RFC 7807 problem (400, 401, 403, 404, 409, 413, 415, 5xx)",
-               "content": {"application/problem+json": {
-                   "schema": {"$ref": "#/components/schemas/Problem"}}}}
+    components["responses"] = {
+        _problem_name(status): {"description": description, "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        for status, description in PROBLEMS.items()}
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
                                                 "description": "idt:TKN-xxxx-xxxx:..."}}
     for path, operations in schema.get("paths", {}).items():
-        for operation in operations.values():
-            operation["responses"].pop("422", None)
-            operation["responses"]["default"] = problem
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            responses.pop("422", None)
+            # Each status listed, no `default`: an answer the document does not name (a 500
+            # above all) fails the conformance tests instead of passing as "documented".
+            for status in _problem_statuses(path, method):
+                responses[str(status)] = {
+                    "$ref": f"#/components/responses/{_problem_name(status)}"}
             if path.startswith("/public/v1"):
                 operation["security"] = [{"bearer": []}]
     app.openapi_schema = schema
     return schema
+
+
+def _problem_name(status: int) -> str:
+    return HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
+
+
+def _problem_statuses(path: str, method: str) -> list[int]:
+    """The problems an operation can answer: every request is held to the limits on its path
+    and query (400, 414, see kit/limits.py); the rest follows from what the operation does."""
+    statuses = {400, 414}
+    if path != "/healthz":  # liveness does no I/O; everything else may meet a database outage
+        statuses.add(503)
+    if path.startswith("/public/v1"):
+        statuses |= {401, 403}
+    if "{" in path:
+        statuses.add(404)
+        if method != "get":
+            statuses.add(409)
+    if method in ("post", "put"):
+        statuses |= {413, 415}
+    return sorted(statuses)

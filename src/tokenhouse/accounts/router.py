@@ -100,8 +100,10 @@ async def enable_account(account_id: str, request: Request, session: Session,
     return JSONResponse(render_account(account))
 
 
-@router.get("/{account_id}/icon", summary="Get an account's icon",
-            responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
+@router.get("/{account_id}/icon", summary="Get an account's icon", response_class=Response,
+            responses={200: {"content": {kind: {"schema": {"type": "string",
+                                                            "format": "binary"}}
+                                         for kind in ICON_SIGNATURES}}})
 async def get_icon(account_id: str, session: Session, actor: CurrentActor) -> Response:
     icon = await service.get_icon(session=session, actor=actor, account_id=account_id)
     return Response(icon.data, media_type=icon.content_type,
