@@ -49,6 +49,14 @@ async def test_every_operation_is_documented(client):
         assert body["$ref"] == f"#/components/schemas/{model}"
         assert model in schemas
     assert set(schemas["TokenCreate"]["required"]) == {"name", "account", "modules"}
+    # Reads take `select` (only `id` is certain); writes answer the whole object.
+    token_read = paths[f"{TOKENS}/{{token_id}}"]["get"]["responses"]["200"]
+    assert token_read["content"]["application/json"]["schema"]["$ref"] == \
+        "#/components/schemas/TokenOutSelected"
+    assert schemas["TokenOutSelected"]["required"] == ["id"]
+    assert schemas["ListOf_TokenOut_"]["properties"]["data"]["items"]["$ref"] == \
+        "#/components/schemas/TokenOutSelected"
+    assert {"name", "status", "account", "modules"} <= set(schemas["TokenOut"]["required"])
     assert "$meta" in schemas["ListOf_TokenOut_"]["properties"]
     for path in (TOKENS, "/public/v1/accounts/modules", "/public/v1/accounts/accounts"):
         names = [p["name"] for p in paths[path]["get"]["parameters"]]

@@ -1,5 +1,6 @@
 """The ASGI application: routers, error rendering, and the process-wide resources."""
 
+import copy
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from starlette.routing import Match, Mount
 
 from tokenhouse import __version__
 from tokenhouse.accounts.router import router as accounts_router
+from tokenhouse.apidocs import router as apidocs_router
 from tokenhouse.auth.cache import CredentialCache
 from tokenhouse.auth.invalidation import CACHES, InvalidationListener
 from tokenhouse.auth.last_access import LastAccessRecorder
@@ -68,7 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title="tokenhouse", version=__version__, lifespan=lifespan,
-                  openapi_url=OPENAPI_URL, docs_url="/public/v1/accounts/docs",
+                  # Swagger UI is apidocs.py's: local files, a strict CSP (not FastAPI's
+                  # page, which loads it from a CDN).
+                  openapi_url=OPENAPI_URL, docs_url=None,
                   redoc_url=None,
                   # No trailing-slash redirects: they copied the Host header into Location,
                   # and no client of this API relies on them (a 404 problem instead).
@@ -83,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(modules_router)
     app.include_router(accounts_router)
     app.include_router(portal_router)
+    app.include_router(apidocs_router)
     mount_portal(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -167,8 +172,53 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     "$ref": f"#/components/responses/{_problem_name(status)}"}
             if path.startswith("/public/v1"):
                 operation["security"] = [{"bearer": []}]
+            if method == "get":
+                _selectable_response(operation, schemas)
     app.openapi_schema = schema
     return schema
+
+
+def _selectable_response(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """A read takes `select`, which may leave out any field but `id`, at any depth: its
+    answer is documented with a copy of the object's schema ("...Selected") that requires
+    `id` alone. Writes keep the full shapes, which they always answer."""
+    content = operation["responses"].get("200", {}).get("content", {})
+    body = content.get("application/json", {}).get("schema", {})
+    name = body.get("$ref", "").rpartition("/")[2]
+    if name.startswith("ListOf_"):  # lists alone use the envelope, which is whole
+        items = schemas[name]["properties"]["data"]["items"]
+        items["$ref"] = _REF + _selected(items["$ref"].rpartition("/")[2], schemas)
+    elif name:
+        body["$ref"] = _REF + _selected(name, schemas)
+
+
+_REF = "#/components/schemas/"
+
+
+def _selected(name: str, schemas: dict[str, Any]) -> str:
+    """The name of the "...Selected" copy of schema `name` and of every schema it refers to."""
+    selected = name + "Selected"
+    if selected not in schemas:
+        definition = schemas[selected] = copy.deepcopy(schemas[name])
+        if "id" in definition.get("required", ()):
+            definition["required"] = ["id"]
+        else:
+            definition.pop("required", None)
+        definition["description"] = (f"{name}, shortened by `select`: every property but "
+                                     "`id` may be left out.")
+        _select_references(definition, schemas)
+    return selected
+
+
+def _select_references(node: Any, schemas: dict[str, Any]) -> None:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            node["$ref"] = _REF + _selected(node["$ref"].rpartition("/")[2], schemas)
+        for value in node.values():
+            _select_references(value, schemas)
+    elif isinstance(node, list):
+        for value in node:
+            _select_references(value, schemas)
 
 
 def _problem_name(status: int) -> str:
