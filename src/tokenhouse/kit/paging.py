@@ -57,8 +57,17 @@ def list_query(raw: str, resource: Resource) -> tuple[Query, Shape]:
 
 
 # Parsed queries kept per query string: clients repeat theirs, and a Query is immutable. A
-# bad one raises and is not kept.
-_parse = lru_cache(maxsize=1024)(parse_query)
+# bad one raises and is not kept. Only short query strings are kept, so that the cache is
+# bounded in bytes, not just entries: an entry (the string and its tree) of a query of 1,024
+# characters packed with terms measured ~24 KB, so the whole cache stays under ~12 MB per
+# process whatever the clients send. Longer queries are parsed every time.
+CACHED_QUERY_CHARS = 1024
+CACHED_QUERIES = 512
+_cached_parse = lru_cache(maxsize=CACHED_QUERIES)(parse_query)
+
+
+def _parse(raw: str) -> Query:
+    return _cached_parse(raw) if len(raw) <= CACHED_QUERY_CHARS else parse_query(raw)
 
 
 def _meta(query: Query, total: int, shape: Shape, resource: Resource) -> dict[str, Any]:

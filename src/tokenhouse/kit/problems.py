@@ -5,6 +5,8 @@ Services raise these; `install` renders them (and every framework or unexpected 
 """
 
 import logging
+import re
+import traceback
 from http import HTTPStatus
 from typing import Any
 
@@ -26,7 +28,7 @@ log = logging.getLogger("tokenhouse")
 # The platform points `type` at the RFC section of the status.
 _RFC9110 = {
     400: "15.5.1", 401: "15.5.2", 403: "15.5.4", 404: "15.5.5", 405: "15.5.6", 409: "15.5.10",
-    413: "15.5.14", 415: "15.5.16", 422: "15.5.21", 500: "15.6.1", 503: "15.6.4",
+    413: "15.5.14", 414: "15.5.15", 415: "15.5.16", 422: "15.5.21", 500: "15.6.1", 503: "15.6.4",
 }
 
 
@@ -180,6 +182,31 @@ def install(app: FastAPI) -> None:
         return problem_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
 
 
+# Characters that could end or rewrite a log line: C0 and C1 controls, DEL, and the Unicode
+# line and paragraph separators.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# A traceback beyond this many lines keeps its first and last lines only.
+_TRACEBACK_LINES = 120
+
+
+def printable(text: str) -> str:
+    """Request data for a log line, control characters escaped (`\\x0a`): a decoded `%0A` in
+    a path must not start a line of its own that the attacker wrote."""
+    return _UNPRINTABLE.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def _traceback() -> str:
+    """The exception being handled, each line behind `  | ` (an exception's message may hold
+    request data and line breaks: indented, it cannot pass for a log line of its own), cut in
+    the middle when long."""
+    lines = traceback.format_exc().splitlines()
+    if len(lines) > _TRACEBACK_LINES:
+        left_out = len(lines) - _TRACEBACK_LINES
+        lines = [*lines[:20], f"... {left_out} lines left out ...",
+                 *lines[-(_TRACEBACK_LINES - 20):]]
+    return "\n".join(f"  | {printable(line)}" for line in lines)
+
+
 class ProblemMiddleware:
     """Gives each request its trace id and turns an unexpected exception into a 500 problem.
 
@@ -212,8 +239,9 @@ class ProblemMiddleware:
         except Exception:
             # The stack trace goes to the log, never to the client. The log never sees a
             # secret: secrets travel only in headers and bodies, and neither is logged.
-            log.exception("unexpected error on %s %s (trace %s)", scope.get("method"),
-                          scope.get("path"), trace_id)
+            log.error("unexpected error on %s %s (trace %s)\n%s",
+                      printable(str(scope.get("method"))), printable(str(scope.get("path"))),
+                      trace_id, _traceback())
             if started:
                 raise
             response = problem_response(

@@ -7,6 +7,7 @@ from fastapi import Request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from tokenhouse.kit.limits import UNSTORABLE
 from tokenhouse.kit.problems import (
     BadRequest,
     PayloadTooLarge,
@@ -16,8 +17,13 @@ from tokenhouse.kit.problems import (
 )
 
 MAX_JSON_BYTES = 1024 * 1024
+# Nesting of a JSON body: the deepest body any route reads is 3 levels; deeper ones would
+# only cost recursion (Python's parser and Pydantic's), so they are a 400.
+MAX_JSON_DEPTH = 32
 # Models of the bodies documented with `body_doc`; the app adds them to the OpenAPI components.
 BODY_MODELS: set[type[BaseModel]] = set()
+# A property the server sets (OpenAPI `readOnly`): in answers; ignored when a client sends it.
+READ_ONLY: dict[str, Any] = {"readOnly": True}
 
 
 class WireIn(BaseModel):
@@ -31,11 +37,12 @@ class ReadOnlyFields(WireIn):
     """Fields of the representation that a client may send back (to PUT what it read) and
     that are ignored on input."""
 
-    id: Any = None
-    href: Any = None
-    audit: Any = None
-    status: Any = None
-    meta: Any = Field(default=None, alias="$meta", validation_alias=AliasChoices("$meta"))
+    id: Any = Field(default=None, json_schema_extra=READ_ONLY)
+    href: Any = Field(default=None, json_schema_extra=READ_ONLY)
+    audit: Any = Field(default=None, json_schema_extra=READ_ONLY)
+    status: Any = Field(default=None, json_schema_extra=READ_ONLY)
+    meta: Any = Field(default=None, alias="$meta", validation_alias=AliasChoices("$meta"),
+                      json_schema_extra=READ_ONLY)
 
 
 class WireOut(BaseModel):
@@ -137,23 +144,67 @@ async def read_empty(request: Request) -> None:
 
 
 def parse_json(raw: bytes | str) -> Any:
+    """A JSON body, at most MAX_JSON_DEPTH deep, without text no column may hold (see
+    `check_json`)."""
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+    except RecursionError:
+        # The C decoder gives up at the interpreter's recursion limit, long before the stack.
+        raise _too_deep("body") from None
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("The request body is not valid JSON.",
                          errors={"body": ["Malformed JSON."]}) from None
+    check_json(value)
+    return value
+
+
+def check_json(value: Any) -> None:
+    """400 naming the property for nesting deeper than MAX_JSON_DEPTH, and for strings (keys
+    too) with control characters other than tab and line breaks, or lone surrogates (`\\ud800`
+    decodes to a str that no database encoding accepts; NUL is refused by PostgreSQL)."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.items())
+            for key, _ in children:
+                if UNSTORABLE.search(key):
+                    raise _unstorable(_join(path, key[:64]))
+        elif isinstance(item, list):
+            children = [(f"[{index}]", element) for index, element in enumerate(item)]
+        else:
+            if isinstance(item, str) and UNSTORABLE.search(item):
+                raise _unstorable(path or "body")
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep(path or "body")
+        stack.extend((child, _join(path, key), depth + 1) for key, child in children)
+
+
+def _join(path: str, key: str) -> str:
+    return path + key if key.startswith("[") else f"{path}.{key}" if path else key
+
+
+def _too_deep(path: str) -> BadRequest:
+    return BadRequest(f"The request body is nested more than {MAX_JSON_DEPTH} levels deep "
+                      "(the limit).", errors={path: ["Nested too deeply."]})
+
+
+def _unstorable(path: str) -> ValidationFailed:
+    return ValidationFailed({path: ["Control characters (other than tab and line breaks) "
+                                    "and lone surrogates are not allowed."]})
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-    body = b""
+    body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-    return body
+    return bytes(body)
 
 
 def validate[M: BaseModel](model: type[M], data: Any) -> M:
@@ -163,7 +214,7 @@ def validate[M: BaseModel](model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        detail, errors = validation_errors(list(exc.errors()))
+        detail, errors = validation_errors([dict(error) for error in exc.errors()])
         raise ValidationFailed(errors, detail) from None
 
 

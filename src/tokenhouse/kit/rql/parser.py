@@ -9,7 +9,9 @@ README for the libraries we looked at).
 
 import re
 from dataclasses import dataclass
+from typing import NoReturn
 
+from tokenhouse.kit.limits import UNSTORABLE
 from tokenhouse.kit.problems import BadRequest
 from tokenhouse.kit.rql.ast import (
     And,
@@ -26,10 +28,22 @@ from tokenhouse.kit.rql.ast import (
     Path,
     Quantified,
     Value,
+    dotted,
 )
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
+# Limits on what one query may ask, generous for real clients (the portal and mpt-api-client
+# write a few terms, a few levels deep). Each bounds work an anonymous-looking query string
+# could otherwise make unbounded: Python recursion in the parser and the compiler, SQLite's
+# expression depth (1,000) and ORDER BY terms, and pattern lengths.
+MAX_DEPTH = 32  # nested parentheses in the filter: `(`, `and(`, `not(`, `eq(` ...
+MAX_TERMS = 256  # comparisons in the filter; each value of an in()/out() list counts as one
+MAX_ORDER_KEYS = 16
+MAX_SELECT_ITEMS = 64
+# Longer than any stored text can be (the longest columns hold 2,048 characters).
+MAX_VALUE_LENGTH = 4096
+MAX_WHOLE_DIGITS = 18  # limit and offset: beyond this they are no page of any real list
 PARAMETERS = ("limit", "offset", "select", "order")
 COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le")
 OPERATORS = (*COMPARISONS, "like", "ilike", "in", "out", "and", "or", "not", "any", "all")
@@ -131,6 +145,8 @@ def _whole(params: dict[str, str], key: str, default: int) -> int:
         return default
     if not (text.isascii() and text.isdigit()):
         raise RqlError(key, f"'{key}' must be a whole number from 0 up; got '{text[:40]}'.")
+    if len(text.lstrip("0")) > MAX_WHOLE_DIGITS:
+        raise RqlError(key, f"'{key}' has more than {MAX_WHOLE_DIGITS} digits.")
     return min(int(text), 2**31 - 1)
 
 
@@ -145,6 +161,8 @@ def _path(text: str, part: str, *, star: bool = False) -> Path:
 
 def parse_select(value: str) -> tuple[SelectItem, ...]:
     items = []
+    if value.count(",") >= MAX_SELECT_ITEMS:
+        raise RqlError("select", f"select names more than {MAX_SELECT_ITEMS} fields.")
     for item in value.split(",") if value else ():
         sign, rest = (item[0], item[1:]) if item[:1] in "+- " else ("+", item)
         items.append(SelectItem(include=sign != "-", path=_path(rest, "select", star=True)))
@@ -153,6 +171,8 @@ def parse_select(value: str) -> tuple[SelectItem, ...]:
 
 def parse_order(value: str) -> tuple[OrderKey, ...]:
     keys = []
+    if value.count(",") >= MAX_ORDER_KEYS:
+        raise RqlError("order", f"order has more than {MAX_ORDER_KEYS} keys.")
     for item in value.split(",") if value else ():
         sign, rest = (item[0], item[1:]) if item[:1] in "+- " else ("+", item)
         keys.append(OrderKey(descending=sign == "-", path=_path(rest, "order")))
@@ -166,6 +186,8 @@ class FilterParser:
     def __init__(self, text: str):
         self.text = text
         self.pos = 0
+        self.depth = 0
+        self.terms = 0
 
     def parse(self) -> Node:
         node = self.disjunction()
@@ -178,7 +200,7 @@ class FilterParser:
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else ""
 
-    def fail(self, what: str, part: str = "query") -> None:
+    def fail(self, what: str, part: str = "query") -> NoReturn:
         shown = self.text[max(0, self.pos - 30):self.pos + 30]
         raise RqlError(part, f"{what} at position {self.pos + 1} of the filter, near '{shown}'.")
 
@@ -195,6 +217,34 @@ class FilterParser:
             self.fail(f"Expected a name but found {found}")
         self.pos = match.end()
         return match.group()
+
+    def enter(self) -> None:
+        """Step past a `(`: recursion (here, in the compiler, in SQL) is bounded by depth."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.fail(f"The filter is nested more than {MAX_DEPTH} levels deep (the limit)")
+        self.pos += 1
+
+    def leave(self) -> None:
+        self.expect(")")
+        self.depth -= 1
+
+    def counted[N: Node](self, node: N, path: Path, values: tuple[Operand, ...]) -> N:
+        """A comparison, its values checked, counted against MAX_TERMS."""
+        self.terms += max(len(values), 1)
+        if self.terms > MAX_TERMS:
+            self.fail(f"The filter has more than {MAX_TERMS} terms (the limit)")
+        for value in values:
+            if not isinstance(value, Literal):
+                continue
+            if len(value.text) > MAX_VALUE_LENGTH:
+                raise RqlError(dotted(path), f"A value for {dotted(path)} is longer than "
+                                             f"{MAX_VALUE_LENGTH} characters (the limit).")
+            if UNSTORABLE.search(value.text):
+                # No stored text holds it (bodies refuse it), and NUL would reach PostgreSQL.
+                raise RqlError(dotted(path), f"A value for {dotted(path)} contains a control "
+                                             "character.")
+        return node
 
     def path(self) -> Path:
         names = [self.name()]
@@ -221,9 +271,9 @@ class FilterParser:
 
     def term(self) -> Node:
         if self.peek() == "(":
-            self.pos += 1
+            self.enter()
             node = self.disjunction()
-            self.expect(")")
+            self.leave()
             return node
         start = self.pos
         path = self.path()
@@ -232,18 +282,17 @@ class FilterParser:
                 self.pos = start
                 name = ".".join(path)
                 raise RqlError(name, f"Unknown expression group '{name}'.")
-            self.pos += 1
+            self.enter()
             node = self.call(path[0].lower())
-            self.expect(")")
+            self.leave()
             return node
         if self.peek() == "=":
             self.pos += 1
             value = self.operand("Invalid equals shortcut: ")
             if self.peek() == "=":
                 self.fail("Invalid equals shortcut: more than one '='")
-            return Compare("eq", path, value)
+            return self.counted(Compare("eq", path, value), path, (value,))
         self.fail(f"Expected an operator or '=' after '{'.'.join(path)}'")
-        raise AssertionError  # unreachable
 
     def call(self, op: str) -> Node:
         if op in ("and", "or"):
@@ -259,14 +308,16 @@ class FilterParser:
             if self.peek() != ",":
                 if op == "all":
                     self.fail("all() needs a condition: all(collection,condition)")
-                return Quantified(False, path, None)
+                return self.counted(Quantified(False, path, None), path, ())
             self.pos += 1
             return Quantified(op == "all", path, self.argument())
         self.expect(",")
         if op in COMPARISONS:
-            return Compare(op, path, self.operand())
+            operand = self.operand()
+            return self.counted(Compare(op, path, operand), path, (operand,))
         if op in ("like", "ilike"):
-            return Like(path, self.value(), fold=op == "ilike")
+            pattern = self.value()
+            return self.counted(Like(path, pattern, fold=op == "ilike"), path, (pattern,))
         # in / out
         if self.peek() == "(":
             self.pos += 1
@@ -279,7 +330,7 @@ class FilterParser:
             self.expect(")")
         else:
             values = [self.value()]
-        return In(path, tuple(values), negate=op == "out")
+        return self.counted(In(path, tuple(values), negate=op == "out"), path, tuple(values))
 
     def argument(self) -> Node:
         """A term inside a named operator: only `,` separates arguments there."""

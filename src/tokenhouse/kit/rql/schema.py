@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -21,6 +22,9 @@ DATETIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})"
     r"(?:T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})?)?$")
 NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
+# The numbers a query may compare: the range of the Integer columns on PostgreSQL (32 bits;
+# SQLite's are wider). A value outside it would overflow the bound parameter, a 500.
+NUMBER_RANGE = (Decimal(-(2**31)), Decimal(2**31 - 1))
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,11 @@ def convert(scalar: Scalar, text: str, path: Path) -> Any:
                 return member
         return NO_MATCH
     if scalar.kind == "datetime":
-        value = parse_datetime(text)
+        try:
+            value = parse_datetime(text)
+        except OverflowError:
+            raise RqlError(dotted(path), f"'{text[:60]}' is outside the range of "
+                                         f"{dotted(path)} (years 1 to 9999 in UTC).") from None
         if value is None:
             raise RqlError(dotted(path), f"'{text[:60]}' is not a date-time for "
                                          f"{dotted(path)} (use YYYY-MM-DD or ISO 8601).")
@@ -93,7 +101,14 @@ def convert(scalar: Scalar, text: str, path: Path) -> Any:
     if scalar.kind == "number":
         if not NUMBER.match(text):
             raise RqlError(dotted(path), f"'{text[:60]}' is not a number for {dotted(path)}.")
-        return float(text) if "." in text else int(text)
+        # Decimal first: int() of thousands of digits raises, and the range is checked
+        # before anything reaches a bound parameter.
+        number = Decimal(text)
+        if not NUMBER_RANGE[0] <= number <= NUMBER_RANGE[1]:
+            raise RqlError(dotted(path), f"'{text[:60]}' is outside the range of "
+                                         f"{dotted(path)} ({NUMBER_RANGE[0]} to "
+                                         f"{NUMBER_RANGE[1]}).")
+        return float(number) if "." in text else int(number)
     if text.lower() not in ("true", "false"):
         raise RqlError(dotted(path), f"'{text[:60]}' is not true or false for {dotted(path)}.")
     return text.lower() == "true"
@@ -108,7 +123,8 @@ NO_MATCH = _NoMatch()
 
 def parse_datetime(text: str) -> datetime | None:
     """`YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS[.f{1,9}][Z|±HH:MM]`, as an aware UTC datetime
-    (no offset means UTC). Fractions beyond microseconds are cut, not rounded."""
+    (no offset means UTC); OverflowError when the offset moves it out of years 1 to 9999.
+    Fractions beyond microseconds are cut, not rounded."""
     match = DATETIME.match(text)
     if not match:
         return None
