@@ -232,16 +232,14 @@ def test_no_cached_credential_outlives_a_disable_while_the_listener_is_away(
         with other.client(token["token"]) as client:
             for _ in range(3):  # cached by the other process
                 assert client.get(TOKENS).status_code == 200
+            wait_for_listeners(live_pg.pg_database, 2)  # both processes listen
             listening = f"application_name = '{LISTENER_NAME}'"
             assert asyncio.run(terminate(live_pg.pg_database, where=listening)) == 2
             with live_pg.client(live_pg.admin_secret) as admin:  # heard by nobody
                 assert admin.post(f"{TOKENS}/{token['id']}/disable").status_code == 200
             assert client.get(TOKENS).status_code == 401  # at once
         # The listeners come back by themselves, and carry changes again.
-        deadline = time.monotonic() + 10
-        while listeners(live_pg.pg_database) < 2:
-            assert time.monotonic() < deadline, "the listeners did not reconnect"
-            time.sleep(0.05)
+        wait_for_listeners(live_pg.pg_database, 2)
         with live_pg.client(live_pg.admin_secret) as admin:
             token = new_token(admin, live_pg.account_id)
         with other.client(token["token"]) as client:
@@ -257,10 +255,14 @@ def test_no_cached_credential_outlives_a_disable_while_the_listener_is_away(
         other.stop()
 
 
-def listeners(database: str) -> int:
-    rows = pg_fetch_sync(f"SELECT count(*) AS n FROM pg_stat_activity WHERE datname = "
-                         f"'{database}' AND application_name = '{LISTENER_NAME}'")
-    return int(rows[0]["n"])
+def wait_for_listeners(database: str, count: int) -> None:
+    """Until `count` invalidation listeners are connected to `database` (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while int(pg_fetch_sync(
+            f"SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{database}' "
+            f"AND application_name = '{LISTENER_NAME}'")[0]["n"]) != count:
+        assert time.monotonic() < deadline, f"not {count} listeners after 10 s"
+        time.sleep(0.05)
 
 
 # Every route, as (method, path); {token}, {account} are filled in.
