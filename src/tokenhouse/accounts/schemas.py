@@ -7,7 +7,7 @@ from pydantic import EmailStr, Field
 
 from tokenhouse.accounts.models import Account, UserGroup
 from tokenhouse.kit.timeutil import as_utc
-from tokenhouse.kit.wire import Audit, ReadOnlyFields, WireIn, WireOut
+from tokenhouse.kit.wire import READ_ONLY, Audit, ReadOnlyFields, WireIn, WireOut
 
 AccountTypeName = Literal["Client", "Vendor", "Operations"]
 
@@ -35,14 +35,16 @@ class AccountFields(ReadOnlyFields):
     technical_support_email: EmailStr | None = None
     website: str | None = Field(default=None, max_length=2048)
     # Read-only on input: set by the server, accepted so a client can send back what it read.
-    icon: Any = None
-    groups: Any = None
+    icon: Any = Field(default=None, json_schema_extra=READ_ONLY)
+    groups: Any = Field(default=None, json_schema_extra=READ_ONLY)
+    # The revision the client read: a stale one is a 409, so edits never overwrite silently.
     revision: int | None = None
 
 
 class AccountCreate(AccountFields):
     name: str = Field(min_length=1, max_length=255)
     type: AccountTypeName
+    revision: Any = Field(default=None, json_schema_extra=READ_ONLY)
 
 
 class AccountUpdate(AccountFields):
@@ -70,13 +72,15 @@ class GroupOut(WireOut):
 
 
 class AccountSummary(WireOut):
-    id: str
-    href: str
+    id: str = Field(json_schema_extra=READ_ONLY)
+    href: str = Field(json_schema_extra=READ_ONLY)
     type: str
-    status: str
+    status: str = Field(json_schema_extra=READ_ONLY, description="Changed by the enable and "
+                        "disable actions, never by a PUT.")
     name: str
     description: str | None
-    icon: str | None
+    icon: str | None = Field(json_schema_extra=READ_ONLY, description="The icon's address; "
+                             "the image is sent as the `icon` part of a multipart body.")
     external_ids: dict[str, str | None]
     external_id: str | None
     external_name: str | None
@@ -87,11 +91,13 @@ class AccountSummary(WireOut):
 
 
 class AccountOut(AccountSummary):
-    groups: list[GroupOut]
-    audit: Audit | None = Field(default=None, description="Omitted from list items unless "
-                                "selected (select=+audit).")
-    revision: int
-    meta: dict[str, Any] | None = Field(default=None, alias="$meta")
+    groups: list[GroupOut] = Field(json_schema_extra=READ_ONLY)
+    audit: Audit | None = Field(default=None, json_schema_extra=READ_ONLY,
+                                description="Omitted from list items unless selected "
+                                "(select=+audit).")
+    revision: int = Field(json_schema_extra=READ_ONLY)
+    meta: dict[str, Any] | None = Field(default=None, alias="$meta",
+                                        json_schema_extra=READ_ONLY)
 
 
 def href(account_id: str) -> str:

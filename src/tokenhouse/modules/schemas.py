@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tokenhouse.kit.wire import Audit, WireOut
+from tokenhouse.kit.wire import READ_ONLY, Audit, WireOut
 from tokenhouse.modules.models import Module
 
 
@@ -19,8 +19,8 @@ class ModuleSettings(WireOut):
 class ModuleSummary(WireOut):
     """A module as a token shows it (without audit and revision)."""
 
-    id: str
-    href: str
+    id: str = Field(json_schema_extra=READ_ONLY)
+    href: str = Field(json_schema_extra=READ_ONLY)
     name: str
     description: str | None
     account_types: list[str]
@@ -32,9 +32,10 @@ class ModuleSummary(WireOut):
 
 
 class ModuleOut(ModuleSummary):
-    audit: Audit | None = None
-    revision: int | None = None
-    meta: dict[str, Any] | None = Field(default=None, alias="$meta")
+    audit: Audit | None = Field(default=None, json_schema_extra=READ_ONLY)
+    revision: int | None = Field(default=None, json_schema_extra=READ_ONLY)
+    meta: dict[str, Any] | None = Field(default=None, alias="$meta",
+                                        json_schema_extra=READ_ONLY)
 
 
 def href(module_id: str) -> str:

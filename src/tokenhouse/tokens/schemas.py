@@ -6,7 +6,7 @@ from pydantic import Field, field_validator
 
 from tokenhouse.accounts.schemas import AccountSummary, render_account
 from tokenhouse.kit.timeutil import render
-from tokenhouse.kit.wire import Audit, ReadOnlyFields, Ref, WireOut
+from tokenhouse.kit.wire import READ_ONLY, Audit, ReadOnlyFields, Ref, WireOut
 from tokenhouse.modules.schemas import ModuleSummary, render_module
 from tokenhouse.tokens.models import ApiToken
 
@@ -15,8 +15,8 @@ class TokenFields(ReadOnlyFields):
     description: str | None = Field(default=None, max_length=2000)
     icon: str | None = Field(default=None, max_length=2048)
     # Read-only on input: accepted so that a client can send back what it read.
-    token: Any = None
-    last_access_at: Any = None
+    token: Any = Field(default=None, json_schema_extra=READ_ONLY)
+    last_access_at: Any = Field(default=None, json_schema_extra=READ_ONLY)
 
 
 def _at_least_one(value: list[Ref] | None) -> list[Ref] | None:
@@ -29,7 +29,7 @@ class TokenCreate(TokenFields):
     name: str = Field(min_length=1, max_length=255)
     account: Ref
     modules: list[Ref] = Field(max_length=100)
-    revision: Any = None
+    revision: Any = Field(default=None, json_schema_extra=READ_ONLY)
 
     _modules = field_validator("modules")(_at_least_one)
 
@@ -47,21 +47,25 @@ class TokenUpdate(TokenFields):
 
 
 class TokenOut(WireOut):
-    id: str
-    href: str
+    id: str = Field(json_schema_extra=READ_ONLY)
+    href: str = Field(json_schema_extra=READ_ONLY)
     name: str
     description: str | None
     icon: str | None
-    status: str
-    last_access_at: str | None
-    token: str | None = Field(default=None, description="The secret: only in the create "
-                              "response and in a GET made with this very token.")
+    status: str = Field(json_schema_extra=READ_ONLY, description="Changed by the enable and "
+                        "disable actions and by a delete, never by a PUT.")
+    last_access_at: str | None = Field(json_schema_extra=READ_ONLY)
+    token: str | None = Field(default=None, json_schema_extra=READ_ONLY,
+                              description="The secret: only in the create response and in a "
+                              "GET made with this very token.")
     account: AccountSummary
     modules: list[ModuleSummary]
-    audit: Audit | None = Field(default=None, description="Omitted from list items unless "
-                                "selected (select=+audit).")
-    revision: int
-    meta: dict[str, Any] | None = Field(default=None, alias="$meta")
+    audit: Audit | None = Field(default=None, json_schema_extra=READ_ONLY,
+                                description="Omitted from list items unless selected "
+                                "(select=+audit).")
+    revision: int = Field(json_schema_extra=READ_ONLY)
+    meta: dict[str, Any] | None = Field(default=None, alias="$meta",
+                                        json_schema_extra=READ_ONLY)
 
 
 def href(token_id: str) -> str:
