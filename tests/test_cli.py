@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.databases import fresh_pg_database, pg_fetch_sync
-from tests.processes import Server, clean_env, describe, run_cli
+from tests.processes import Server, clean_env, describe, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -352,3 +352,19 @@ def test_server_logs_never_hold_a_secret(installation: Installation) -> None:
     for secret in (installation.secret, new_secret, wrong):
         random_part = secret.rsplit(":", 1)[1]
         assert random_part not in logs, f"a secret is in the server's log:\n{logs}"
+
+
+@pytest.mark.parametrize("command", [["import", "data.jsonl"], ["export", "out.jsonl"]])
+def test_import_and_export_without_a_database_are_a_message(command: list[str],
+                                                            tmp_path: Path) -> None:
+    """Nothing listens on the port: one line naming the database, exit 1, no traceback,
+    and no export file (nor a temporary one) left behind."""
+    (tmp_path / "data.jsonl").write_text('{"id": "MOD-1732", "description": "d"}\n')
+    env = clean_env(TOKENHOUSE_SECRET_KEY=SECRET_KEY, TOKENHOUSE_DATABASE_URL=(
+        f"postgresql+asyncpg://postgres:hunter2@127.0.0.1:{free_port()}/nowhere"))
+    result = run_cli(*command, cwd=tmp_path, env=env)
+    assert result.returncode == 1, describe(result)
+    assert "Traceback" not in result.stderr and "hunter2" not in result.stderr, describe(result)
+    assert "error: the database postgresql+asyncpg://postgres:***@127.0.0.1" in result.stderr, \
+        describe(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl"]

@@ -187,17 +187,17 @@ def import_store(
     try:
         with file.open("rb") as counted:
             total = sum(1 for _ in counted)
+        lines = file.open(encoding="utf-8")
     except OSError as exc:
         _fail(f"cannot read {file}: {exc.strerror or exc}", code=2)
 
     async def run(progress: Any) -> Any:
         async with _session(settings) as session:
-            with file.open(encoding="utf-8") as lines:
-                result = await import_lines(session=session, lines=lines, progress=progress)
+            result = await import_lines(session=session, lines=lines, progress=progress)
             await session.commit()
             return result
 
-    with _database_errors(settings, "nothing was imported"):
+    with lines, _database_errors(settings, "nothing was imported"):
         try:
             if sys.stderr.isatty():
                 with typer.progressbar(length=total, label="checking", file=sys.stderr) as bar:
@@ -208,8 +208,6 @@ def import_store(
             _fail(exc.detail)
         except UnicodeDecodeError:
             _fail("the file is not UTF-8 text; nothing was imported.")
-        except OSError as exc:
-            _fail(f"cannot read {file}: {exc.strerror or exc}; nothing was imported.")
     typer.echo(f"imported {result.accounts} accounts, {result.modules} modules, "
                f"{result.tokens} tokens", err=True)
 

@@ -87,6 +87,23 @@ async def test_a_hash_stored_on_another_token_authenticates_nothing_but_its_own(
     assert (await client.get(f"{TOKENS}/{other.id}", headers=other.headers)).status_code == 401
 
 
+async def test_a_database_error_names_no_secret_hash(app: FastAPI, factory: Factory) -> None:
+    """The text of an error (what a traceback in this process's log shows) leaves the
+    statement's values out."""
+    account = await factory.account()
+    held = await factory.token(account["id"])
+    held_hash = hash_of(app, held.secret)
+    row = {"id": held.id, "account_id": account["id"], "name": "clash", "status": "Active",
+           "secret_hash": held_hash, "revision": 1,
+           "created_at": datetime(2025, 1, 1, tzinfo=UTC)}
+    async with app.state.sessions() as session:
+        with pytest.raises(IntegrityError) as failed:
+            await repository.insert_rows(session, repository.TABLES["api_tokens"], [row])
+        await session.rollback()
+    assert "INSERT INTO api_tokens" in str(failed.value)
+    assert held_hash not in str(failed.value)
+
+
 def pg_log() -> Path | None:
     """The newest readable PostgreSQL server log, if this machine has one."""
     try:

@@ -56,7 +56,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         kwargs.update(pool_size=10, max_overflow=10,
                       connect_args={"timeout": CONNECT_TIMEOUT, "server_settings": {
                           "log_parameter_max_length_on_error": "0"}})
-    engine = create_async_engine(url, **kwargs)
+    # A database error's text leaves out the statement's values (a secret hash among them),
+    # in a traceback this process logs as anywhere else.
+    engine = create_async_engine(url, hide_parameters=True, **kwargs)
     if settings.is_embedded:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:

@@ -156,7 +156,8 @@ def _unstorable(data: Any) -> tuple[str, str | None]:
             for key, item in value.items():
                 problem = _bad_text(key)
                 if problem is not None:
-                    return ".".join((*path, _shown(key))), f"a property name {problem}"
+                    return ".".join(_shown(part) for part in (*path, key)), \
+                        f"a property name {problem}"
                 pending.append((item, (*path, key)))
         elif isinstance(value, list):
             pending.extend((item, (*path, str(index))) for index, item in enumerate(value))
