@@ -142,13 +142,13 @@ def export_store(
         if file is None:
             count = asyncio.run(run(sys.stdout))
         else:
-            with private_file(file) as out:
+            with _private_file(file) as out:
                 count = asyncio.run(run(out))
     typer.echo(f"exported {count} objects", err=True)
 
 
 @contextmanager
-def private_file(path: Path) -> Iterator[IO[str]]:
+def _private_file(path: Path) -> Iterator[IO[str]]:
     """A new file at `path` that only its owner can read (it holds every secret hash).
 
     Written beside `path` with mode 0600 from the start (O_CREAT|O_EXCL, never a moment
