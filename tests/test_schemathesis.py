@@ -281,3 +281,22 @@ def test_a_selected_shape_is_documented(seeded: Seeded, path: str, select: str) 
     ids = {name: pool[0] for name, pool in seeded.readable.items() if name in path}
     response = _validate(seeded, "GET", path, path_parameters=ids, query={"select": select})
     assert response.status_code == 200, response.text
+
+
+# Found on every list: `"" in "+- "` is true, so an empty item read item[0] (IndexError, 500).
+FOUND_ORDER = ",./;'[]\\-=<>?:\"{}|_+!@#$%^&*()`~"
+
+
+@pytest.mark.parametrize("query", [{"order": FOUND_ORDER}, {"order": "name,"},
+                                   {"order": "a,,b"}, {"select": ","}, {"select": "-name,"}],
+                         ids=["found", "order-trailing", "order-empty", "select-comma",
+                              "select-trailing"])
+@pytest.mark.parametrize("path", [TOKENS, f"{TOKENS}/{{token_id}}", ACCOUNTS,
+                                  f"{ACCOUNTS}/{{account_id}}", MODULES,
+                                  f"{MODULES}/{{module_id}}"])
+def test_an_empty_select_or_order_item_is_a_400(seeded: Seeded, path: str,
+                                                query: dict[str, str]) -> None:
+    ids = {name: pool[0] for name, pool in seeded.readable.items() if name in path}
+    response = _validate(seeded, "GET", path, path_parameters=ids, query=query)
+    assert response.status_code == 400, response.text
+    assert list(response.json()["errors"]) == list(query)

@@ -159,12 +159,17 @@ def _path(text: str, part: str, *, star: bool = False) -> Path:
     return names
 
 
+# A tuple, not the string "+- ": "" is in every string, and an empty item (`order=a,,b`)
+# then raised an IndexError (a 500) instead of the 400 of an invalid path.
+SIGNS = ("+", "-", " ")
+
+
 def parse_select(value: str) -> tuple[SelectItem, ...]:
     items = []
     if value.count(",") >= MAX_SELECT_ITEMS:
         raise RqlError("select", f"select names more than {MAX_SELECT_ITEMS} fields.")
     for item in value.split(",") if value else ():
-        sign, rest = (item[0], item[1:]) if item[:1] in "+- " else ("+", item)
+        sign, rest = (item[0], item[1:]) if item[:1] in SIGNS else ("+", item)
         items.append(SelectItem(include=sign != "-", path=_path(rest, "select", star=True)))
     return tuple(items)
 
@@ -174,7 +179,7 @@ def parse_order(value: str) -> tuple[OrderKey, ...]:
     if value.count(",") >= MAX_ORDER_KEYS:
         raise RqlError("order", f"order has more than {MAX_ORDER_KEYS} keys.")
     for item in value.split(",") if value else ():
-        sign, rest = (item[0], item[1:]) if item[:1] in "+- " else ("+", item)
+        sign, rest = (item[0], item[1:]) if item[:1] in SIGNS else ("+", item)
         keys.append(OrderKey(descending=sign == "-", path=_path(rest, "order")))
     return tuple(keys)
 
