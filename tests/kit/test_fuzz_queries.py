@@ -60,20 +60,20 @@ junk_paths = st.one_of(
                      "a" * 300, "__class__", "*", "id.id.id"]))
 
 numbers = st.one_of(
-    st.integers(-(2**70), 2**70).map(str),
-    st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str),
     st.sampled_from(["2147483647", "2147483648", "-2147483648", "-2147483649",
                      "9223372036854775808", "-9223372036854775809", "1e5", "0x10", "1_000",
                      "-0", "00001", ".5", "5.", "+1", "1.5", "∞", "١٢", "9" * 5000,
-                     "0." + "9" * 3000]))
+                     "0." + "9" * 3000]),
+    st.integers(-(2**70), 2**70).map(str),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str))
 timestamps = st.one_of(
+    st.sampled_from(["9999-12-31T23:59:59-23:00", "0001-01-01T00:00:00+23:00",
+                     "9999-12-31T23:59:59.999999999Z", "0000-01-01", "2024-02-30",
+                     "2024-01-01T24:00:00Z", "2024-1-1", "2024-01-01T00:00Z", "10000-01-01"]),
     st.builds(lambda d, offset: d.isoformat(timespec="microseconds")[:26] + offset,
               st.datetimes(), st.sampled_from(["", "Z", "+23:59", "-23:59", "+00:00", "-01:00",
                                                "+24:00", "+05:60", "z"])),
-    st.dates().map(str),
-    st.sampled_from(["9999-12-31T23:59:59-23:00", "0001-01-01T00:00:00+23:00",
-                     "9999-12-31T23:59:59.999999999Z", "0000-01-01", "2024-02-30",
-                     "2024-01-01T24:00:00Z", "2024-1-1", "2024-01-01T00:00Z", "10000-01-01"]))
+    st.dates().map(str))
 odd_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
 texts = st.one_of(
     odd_text,
@@ -84,12 +84,32 @@ texts = st.one_of(
                      "a\x00b", "\x1b[31m", "\t", "\r\n", "\u2028", "\ufeff", "\U0010ffff",
                      "x" * 5000, "*a" * 800 + "b", "true", "FALSE"]))
 values = st.one_of(texts, numbers, timestamps, st.sampled_from(sum(FIELDS.values(), [])))
+# Fields by type, for comparisons whose value has the field's type (and its corners).
+TYPED = [(["revision"], numbers),
+         (["audit.created.at", "audit.updated.at", "lastAccessAt"], timestamps),
+         (["status", "type", "account.type", "account.status"],
+          st.one_of(st.sampled_from(["Active", "aCTIVE", "Disabled", "Deleted", "Client",
+                                     "Operations", "Enabled", "A" * 4000]), texts)),
+         (["name", "description", "id", "address.city", "modules.name", "groups.name"], texts)]
+sometimes = st.tuples(st.booleans(), st.booleans()).map(all)  # about one time in four
+
+
+@st.composite
+def typed(draw: Any) -> str:
+    fields, kind = draw(st.sampled_from(TYPED))
+    op = draw(st.sampled_from(["eq", "ne", "gt", "ge", "lt", "le", "like", "ilike", "in"]))
+    field = draw(st.sampled_from(fields))
+    if field.startswith(("modules.", "groups.")):
+        collection, _, field = field.partition(".")
+        return f"any({collection},{op}({field},{draw(kind)}))"
+    return f"{op}({field},{draw(kind)})"
 
 
 @st.composite
 def filters(draw: Any, resource: str) -> str:
     fields = st.one_of(st.sampled_from(FIELDS[resource]), junk_paths)
     leaf = st.one_of(
+        typed(),
         st.builds(lambda op, f, v: f"{op}({f},{v})", st.sampled_from(OPERATORS), fields,
                   values),
         st.builds(lambda f, v: f"{f}={v}", fields, values),
@@ -116,9 +136,9 @@ def filters(draw: Any, resource: str) -> str:
         )
 
     tree = draw(st.recursive(leaf, extend, max_leaves=8))
-    if draw(st.integers(0, 9)) == 0:  # deep: around the limit, or far beyond it
-        levels = draw(st.one_of(st.integers(MAX_DEPTH - 3, MAX_DEPTH + 3),
-                                st.integers(100, 1500)))
+    if draw(sometimes):  # deep: around the limit, or far beyond it
+        levels = draw(st.sampled_from([MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1,
+                                       400, 1000, 1600]))
         opening = draw(st.sampled_from(["(", "not(", "and(", "or(", "any(modules,"]))
         tree = opening * levels + tree + ")" * levels
     return tree
@@ -149,7 +169,7 @@ def parameters(draw: Any, resource: str) -> list[str]:
 def encoded(draw: Any, text: str) -> str:
     """`text` percent-encoded as a client might (or might not): each character kept as it is
     when printable ASCII, or escaped (UTF-8); sometimes with invalid escapes mixed in."""
-    mode = draw(st.sampled_from(["some", "all", "few"]))
+    mode = draw(st.sampled_from(["few", "some", "all"]))
     chance = random.Random(draw(st.integers(0, 2**32)))  # one draw, not one per character
     out = []
     for char in text:
@@ -158,7 +178,7 @@ def encoded(draw: Any, text: str) -> str:
             out.append(char)
         else:
             out.append("".join(f"%{byte:02X}" for byte in char.encode()))
-    if draw(st.integers(0, 7)) == 0:
+    if draw(sometimes):
         position = draw(st.integers(0, len(out)))
         out.insert(position, draw(st.sampled_from(["%", "%G1", "%FF", "%C3%28", "%ED%A0%80",
                                                    "%00", "%2", "%E2%82"])))
@@ -168,15 +188,16 @@ def encoded(draw: Any, text: str) -> str:
 @st.composite
 def query_strings(draw: Any, resource: str, *, single: bool = False) -> str:
     parts = draw(parameters(resource))
-    if not single or draw(st.integers(0, 3)) == 0:
-        parts.extend(draw(st.lists(filters(resource), max_size=2)))
+    if not single or draw(sometimes):
+        parts.extend(draw(st.lists(filters(resource), min_size=1, max_size=2)))
     text = "&".join(draw(st.permutations(parts)))
-    if text and draw(st.integers(0, 4)) == 0:  # mangled: a slice cut out, delimiters in
+    if text and draw(sometimes):  # mangled: a slice cut out, delimiters in
         start = draw(st.integers(0, len(text)))
         end = draw(st.integers(start, min(len(text), start + 8)))
         text = text[:start] + "".join(draw(st.lists(st.sampled_from(DELIMITERS), max_size=3))) \
             + text[end:]
-    return draw(encoded(text))
+    # httpx refuses URLs over 64 KiB; the server answers 414 from 8 KiB on anyway.
+    return draw(encoded(text))[:60_000]
 
 
 def check(response: httpx.Response, context: str) -> None:
@@ -221,7 +242,7 @@ RESOURCES = [TOKENS, MODULES, ACCOUNTS]
 ids_in_paths = st.one_of(st.none(), odd_text, st.sampled_from(["%2F", "..", "%00", "a%0Ab"]))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=HEALTH)
+@settings(max_examples=120, deadline=None, suppress_health_check=HEALTH)
 @given(data=st.data())
 async def test_lists_never_answer_5xx(client, world, backend, data):
     resource = data.draw(st.sampled_from(RESOURCES), label="resource")
