@@ -1,14 +1,20 @@
 """schemathesis against the OpenAPI document, over the real app, on SQLite and PostgreSQL.
 
-Every operation of `/public/v1/accounts/openapi.json` gets a bounded, derandomized run of
-generated requests (valid and invalid ones), each checked for no 5xx, a documented status,
-a documented content type, and a body that matches the documented schema. Path ids and body
-references are often swapped for ids of seeded objects, so that the success paths are reached
-and not only 404s.
+Every operation of `/public/v1/accounts/openapi.json` (read from the app: a new route is
+tested without a line here) gets a bounded, derandomized run of generated requests, valid
+and invalid ones, each checked for no 5xx, a documented status, a documented content type,
+and a body that matches the documented schema. Path ids and the references of a new token
+are mostly swapped for ids of seeded objects, so that success paths are reached and not only
+404s. The document marks read-only properties `readOnly`, so valid bodies leave them out
+(tests/test_openapi.py checks that sending them back changes nothing). Every documented
+path is also sent the methods it does not serve: a 405 whose `Allow` names the others.
+
+Invalid cases include requests without the credential (401s): schemathesis drops the
+security header to negate it.
 
 The app runs in schemathesis' own ASGI event loop (its lifespan started by `from_asgi`),
 against a database of its own: nothing here shares a loop with the session's async fixtures.
-Findings become plain regression tests (the exact request) at the end of this file.
+What it found is kept as plain tests of the exact requests at the end of this file.
 """
 
 import asyncio
@@ -69,6 +75,9 @@ def _cases() -> list[Any]:
     return cases
 
 
+CASES = _cases()
+
+
 # The smallest GIF: an icon in a format the document must name too.
 GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c000000000100"
                     "01000002024401003b")
@@ -82,7 +91,6 @@ class Seeded:
     app: FastAPI
     schema: Any
     admin: str
-    admin_account: str
     tenant: str = ""
     readable: dict[str, list[str]] = field(default_factory=dict)
     victims: dict[str, list[str]] = field(default_factory=dict)
@@ -145,7 +153,7 @@ def seeded(database: Settings) -> Iterator[Seeded]:
     app = create_app(database)
     # Loading the schema starts the app's lifespan in schemathesis' event loop thread.
     schema = schemathesis.openapi.from_asgi(OPENAPI_URL, app)
-    seeded = Seeded(app=app, schema=schema, admin=secret, admin_account=account_id)
+    seeded = Seeded(app=app, schema=schema, admin=secret)
     try:
         catalog = seeded.request("GET", f"{MODULES}?limit=100").json()["data"]
         seeded.client_modules = [module["id"] for module in catalog
@@ -198,7 +206,7 @@ def _reach(case: Any, seeded: Seeded, data: st.DataObject) -> None:
                 st.lists(st.sampled_from(seeded.client_modules), min_size=1, max_size=3))]
 
 
-@pytest.mark.parametrize(("method", "path", "mode"), _cases())
+@pytest.mark.parametrize(("method", "path", "mode"), CASES)
 def test_operation_conforms(victims: Seeded, method: str, path: str,
                             mode: GenerationMode) -> None:
     seeded = victims
@@ -232,7 +240,7 @@ def allow_names_every_method_of_the_path(ctx: Any, response: Any, case: Any) -> 
     return True
 
 
-@pytest.mark.parametrize("path", sorted({case.values[1] for case in _cases()}))
+@pytest.mark.parametrize("path", sorted({case.values[1] for case in CASES}))
 def test_an_undocumented_method_answers_405_naming_the_others(seeded: Seeded,
                                                              path: str) -> None:
     """Found: `Allow` named the methods of the first route that matched the path only
