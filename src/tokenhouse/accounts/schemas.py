@@ -38,7 +38,8 @@ class AccountFields(ReadOnlyFields):
     icon: Any = Field(default=None, json_schema_extra=READ_ONLY)
     groups: Any = Field(default=None, json_schema_extra=READ_ONLY)
     # The revision the client read: a stale one is a 409, so edits never overwrite silently.
-    revision: int | None = None
+    revision: int | None = Field(default=None, description="The revision read; if the "
+                                 "object has changed since, the PUT is a 409.")
 
 
 class AccountCreate(AccountFields):

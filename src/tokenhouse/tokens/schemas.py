@@ -39,7 +39,8 @@ class TokenUpdate(TokenFields):
     account: Ref | None = None
     modules: list[Ref] | None = Field(default=None, max_length=100)
     # The revision the client read: a stale one is a 409, so edits never overwrite silently.
-    revision: int | None = None
+    revision: int | None = Field(default=None, description="The revision read; if the "
+                                 "object has changed since, the PUT is a 409.")
 
     _modules = field_validator("modules")(_at_least_one)
 
