@@ -9,7 +9,8 @@
 - The raw query string must be UTF-8 (400): it is read as text everywhere after this.
 
 The rest of the input rules live where the input is read: filters in kit/rql/parser.py (depth,
-terms, value length), bodies in kit/wire.py (size, depth, text) and kit/multipart.py.
+terms, value length), bodies in kit/wire.py (size, depth, text) and kit/multipart.py, and the
+rule on text both follow in kit/text.py.
 """
 
 import re
@@ -20,10 +21,6 @@ from tokenhouse.kit.problems import problem_response
 
 MAX_QUERY_BYTES = 8192
 MAX_PATH_BYTES = 2048
-# Text that no column holds: C0 controls but tab, line feed and carriage return (NUL cannot
-# even be sent to PostgreSQL), and lone surrogates (no database encoding accepts them). Bodies
-# and filter values with it are a 400, the same on SQLite and PostgreSQL.
-UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 PATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

@@ -1,13 +1,13 @@
 """The wire: camelCase JSON bodies in, strict validation, shared output shapes."""
 
 import json
+import re
 from typing import Any, Generic, TypeVar
 
 from fastapi import Request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from tokenhouse.kit.limits import UNSTORABLE
 from tokenhouse.kit.problems import (
     BadRequest,
     PayloadTooLarge,
@@ -15,6 +15,7 @@ from tokenhouse.kit.problems import (
     ValidationFailed,
     validation_errors,
 )
+from tokenhouse.kit.text import UNSTORABLE
 
 MAX_JSON_BYTES = 1024 * 1024
 # Nesting of a JSON body: the deepest body any route reads is 3 levels; deeper ones would
@@ -154,35 +155,52 @@ def parse_json(raw: bytes | str) -> Any:
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("The request body is not valid JSON.",
                          errors={"body": ["Malformed JSON."]}) from None
-    check_json(value)
+    data = raw.encode() if isinstance(raw, str) else raw
+    # The walk costs Python time per value (seconds for a MiB of small numbers): it runs only
+    # when the raw text could hold what it looks for, which C-speed scans tell.
+    deep = data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH
+    odd = ESCAPED_UNSTORABLE.search(data) is not None
+    if deep or odd:
+        check_json(value, strings=odd)
     return value
 
 
-def check_json(value: Any) -> None:
-    """400 naming the property for nesting deeper than MAX_JSON_DEPTH, and for strings (keys
-    too) with control characters other than tab and line breaks, or lone surrogates (`\\ud800`
-    decodes to a str that no database encoding accepts; NUL is refused by PostgreSQL)."""
-    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+# JSON refuses raw control characters in strings: they can only come as `\u` escapes.
+ESCAPED_UNSTORABLE = re.compile(rb"\\u(?:00[01][0-9a-fA-F]|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def check_json(value: Any, *, strings: bool = True) -> None:
+    """400 naming the property for nesting deeper than MAX_JSON_DEPTH, and (`strings`) for
+    strings, keys too, with control characters other than tab and line breaks, or lone
+    surrogates (`\\ud800` decodes to a str that no database encoding accepts; NUL is refused
+    by PostgreSQL)."""
+    # Containers only go on the stack, with where they are (a chain of (parent, key) pairs,
+    # made into a path only for the error).
+    stack: list[tuple[Any, Any, int]] = [(value, None, 1)]
     while stack:
-        item, path, depth = stack.pop()
-        if isinstance(item, dict):
-            children = list(item.items())
-            for key, _ in children:
-                if UNSTORABLE.search(key):
-                    raise _unstorable(_join(path, key[:64]))
-        elif isinstance(item, list):
-            children = [(f"[{index}]", element) for index, element in enumerate(item)]
-        else:
-            if isinstance(item, str) and UNSTORABLE.search(item):
-                raise _unstorable(path or "body")
-            continue
+        item, where, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
-            raise _too_deep(path or "body")
-        stack.extend((child, _join(path, key), depth + 1) for key, child in children)
+            raise _too_deep(_path(where))
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in pairs:
+            if isinstance(child, (dict, list)):
+                stack.append((child, (where, key), depth + 1))
+            elif strings and isinstance(child, str) and UNSTORABLE.search(child):
+                raise _unstorable(_path((where, key)))
+            if strings and isinstance(key, str) and UNSTORABLE.search(key):
+                raise _unstorable(_path((where, key[:64])))
 
 
-def _join(path: str, key: str) -> str:
-    return path + key if key.startswith("[") else f"{path}.{key}" if path else key
+def _path(where: Any) -> str:
+    """`a.b[0].c` from a chain of (parent, key) pairs; `body` for the document itself."""
+    keys: list[Any] = []
+    while where is not None:
+        where, key = where
+        keys.append(key)
+    path = ""
+    for key in reversed(keys):
+        path += f"[{key}]" if isinstance(key, int) else f".{key}" if path else key
+    return path or "body"
 
 
 def _too_deep(path: str) -> BadRequest:

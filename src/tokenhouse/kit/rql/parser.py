@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from typing import NoReturn
 
-from tokenhouse.kit.limits import UNSTORABLE
 from tokenhouse.kit.problems import BadRequest
 from tokenhouse.kit.rql.ast import (
     And,
@@ -30,6 +29,7 @@ from tokenhouse.kit.rql.ast import (
     Value,
     dotted,
 )
+from tokenhouse.kit.text import UNSTORABLE
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
