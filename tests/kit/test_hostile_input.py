@@ -337,3 +337,29 @@ async def test_request_data_cannot_forge_log_lines(caplog: pytest.LogCaptureFixt
     assert rest and all(line.startswith("  | ") for line in rest)
     assert "\r" not in record.getMessage() and "\u2028" not in record.getMessage()
     assert any("RuntimeError: no such thing" in line for line in rest)
+
+
+async def test_a_500_logs_a_bounded_traceback(caplog: pytest.LogCaptureFixture):
+    """A recursion error's traceback was ~140 KB per request; it is cut in the middle now."""
+    app = FastAPI()
+    problems.install(app)
+
+    # Two functions in turn: Python folds repeated identical frames, not alternating ones.
+    def ping(n: int) -> int:
+        return pong(n + 1) + 1
+
+    def pong(n: int) -> int:
+        return ping(n + 1) - 1
+
+    @app.get("/deep")
+    async def deep() -> None:
+        ping(0)
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    with caplog.at_level(logging.ERROR, logger="tokenhouse"):
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            problem(await c.get("/deep"), 500)
+    [record] = [r for r in caplog.records if r.name == "tokenhouse"]
+    message = record.getMessage()
+    assert "lines left out" in message and "RecursionError" in message
+    assert len(message) < 16_000 and not record.exc_info
