@@ -134,6 +134,7 @@ PUBLIC = {
     ("GET", "/healthz"),  # liveness, no I/O
     ("GET", "/readyz"),  # readiness
     ("GET", "/"),  # redirect to the web page, which signs in with a token itself
+    ("GET", "/portal"),  # the same
     ("GET", f"{V1}/openapi.json"),  # the API's description
 }
 

@@ -29,6 +29,13 @@ async def root() -> RedirectResponse:
     return RedirectResponse("/portal/", status_code=307)
 
 
+# The app does not redirect trailing slashes (that redirect wrote the request's Host header
+# into Location); the page's own address without its slash still leads to it, by a path.
+@router.get("/portal")
+async def portal() -> RedirectResponse:
+    return RedirectResponse("/portal/", status_code=307)
+
+
 class PortalFiles(StaticFiles):
     """Static files with the portal's security headers on every answer."""
 
