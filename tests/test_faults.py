@@ -39,8 +39,8 @@ from tests.live_server import SECRET_KEY, LiveServer
 from tests.processes import Server, clean_env, describe, run_cli
 from tests.tcp_proxy import TcpProxy
 from tokenhouse.app import create_app
-from tokenhouse.auth.invalidation import LISTENER_NAME
 from tokenhouse.kit import db
+from tokenhouse.kit.invalidation import LISTENER_NAME
 from tokenhouse.kit.migrate import upgrade
 from tokenhouse.kit.settings import Settings
 

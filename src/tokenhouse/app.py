@@ -16,11 +16,10 @@ from tokenhouse import __version__
 from tokenhouse.accounts.router import router as accounts_router
 from tokenhouse.apidocs import router as apidocs_router
 from tokenhouse.auth.cache import CredentialCache
-from tokenhouse.auth.invalidation import CACHES, InvalidationListener
-from tokenhouse.auth.last_access import LastAccessRecorder
 from tokenhouse.health.router import router as health_router
 from tokenhouse.kit import problems
 from tokenhouse.kit.db import create_engine, session_factory
+from tokenhouse.kit.invalidation import InvalidationListener, local
 from tokenhouse.kit.limits import RequestLimits
 from tokenhouse.kit.rql.folding import tables as folding_tables
 from tokenhouse.kit.settings import Settings, get_settings
@@ -29,6 +28,7 @@ from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.modules.router import router as modules_router
 from tokenhouse.portal.router import mount as mount_portal
 from tokenhouse.portal.router import router as portal_router
+from tokenhouse.tokens.last_access import LastAccessRecorder
 from tokenhouse.tokens.router import router as tokens_router
 from tokenhouse.tokens.views import TokenViews
 
@@ -52,11 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.modules = ModuleCatalog()
         caches = [app.state.credentials, app.state.token_views, app.state.modules]
         # Sessions carry the caches, so that a commit drops what it invalidated at once.
-        app.state.sessions = session_factory(engine, info={CACHES: caches})
+        info = local(caches)
+        app.state.sessions = session_factory(engine, info=info)
         app.state.hmac_key = hmac_key
         app.state.last_access = LastAccessRecorder(app.state.sessions,
                                                    settings.last_access_interval)
-        listener = InvalidationListener(engine, caches, on_seen=app.state.last_access.heard)
+        listener = InvalidationListener(engine, info, on_seen=app.state.last_access.heard)
         app.state.invalidation = listener
         await listener.start()
         app.state.last_access.start()

@@ -1,7 +1,7 @@
 """Every table, imported in one place for Alembic and for tools that need the whole schema."""
 
 from tokenhouse.accounts.models import Account, AccountIcon, UserGroup
-from tokenhouse.auth.models import AuthChange
+from tokenhouse.kit.invalidation import AuthChange
 from tokenhouse.modules.models import Module
 from tokenhouse.tokens.models import ApiToken, token_modules
 

@@ -134,7 +134,7 @@ async def test_the_database_holds_no_secret(client, factory, app, backend):
 
 
 async def test_a_flush_writes_every_token_in_chunks(client, factory, app, monkeypatch):
-    from tokenhouse.auth import last_access
+    from tokenhouse.tokens import last_access
 
     admin = await factory.admin()
     issued = [await factory.token(admin.account_id) for _ in range(5)]

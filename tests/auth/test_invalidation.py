@@ -1,10 +1,13 @@
-"""Cached credentials across processes: two real servers on one database. A change made
-through one takes effect in the other within a second (PostgreSQL NOTIFY; SQLite's
-auth_changes table), and at once in the one that made it."""
+"""Cached credentials and views across processes: two real servers (or two app instances) on
+one database. A change made through one takes effect in the other within a second
+(PostgreSQL NOTIFY; SQLite's auth_changes table), and at once in the one that made it,
+whatever wrote it: the changes come from the session hook (kit/invalidation.py), not from
+the callers."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,19 +17,19 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
+from sqlalchemy import select, update
 
 from tests.conftest import TEST_KEY
-from tests.databases import BACKENDS
-from tests.factories import Factory
+from tests.databases import BACKENDS, create_pg_database, drop_pg_database, pg_url
+from tests.factories import Factory, Issued
 from tests.live_server import LiveServer
 from tests.processes import Server
 from tokenhouse.app import create_app
-from tokenhouse.auth import invalidation
-from tokenhouse.auth.actor import Actor
-from tokenhouse.auth.cache import CredentialCache
+from tokenhouse.kit import invalidation
 from tokenhouse.kit.migrate import upgrade
 from tokenhouse.kit.settings import Settings
 from tokenhouse.kit.timeutil import utcnow
+from tokenhouse.models import Account, ApiToken, Module, token_modules
 
 TOKENS = "/public/v1/accounts/api-tokens"
 LAST_ACCESS_INTERVAL = 0.5
@@ -159,56 +162,6 @@ def test_an_access_through_one_process_shows_in_the_others_cached_view(
     assert seen is not None, "server A never showed the access made through server B"
 
 
-# -- the cache itself -----------------------------------------------------------------------
-
-def actor(token_id: str, account_id: str = "ACC-1") -> Actor:
-    return Actor(account_id=account_id, account_type="Client", modules=frozenset(),
-                 module_ids=frozenset(), token_id=token_id, token_name="t")
-
-
-def test_a_read_that_raced_an_invalidation_is_not_stored() -> None:
-    cache = CredentialCache()
-    cache.enable()
-    generation = cache.generation  # noted before reading the database ...
-    cache.invalidate_token("TKN-1")  # ... a change arrives while the read is in flight ...
-    cache.put("hash-1", actor("TKN-1"), generation)  # ... so the stale result is dropped.
-    assert cache.get("hash-1") is None
-    cache.put("hash-1", actor("TKN-1"), cache.generation)
-    assert cache.get("hash-1") is not None
-
-
-def test_the_cache_is_bounded_and_forgets_the_least_recently_used() -> None:
-    cache = CredentialCache(max_entries=3)
-    cache.enable()
-    for n in range(3):
-        cache.put(f"h{n}", actor(f"TKN-{n}"), cache.generation)
-    cache.get("h0")  # used: h1 is now the least recently used
-    cache.put("h3", actor("TKN-3"), cache.generation)
-    assert len(cache) == 3
-    assert cache.get("h1") is None and cache.get("h0") is not None
-
-
-def test_account_invalidation_drops_every_token_of_it_only() -> None:
-    cache = CredentialCache()
-    cache.enable()
-    cache.put("a1", actor("TKN-1", "ACC-A"), cache.generation)
-    cache.put("a2", actor("TKN-2", "ACC-A"), cache.generation)
-    cache.put("b1", actor("TKN-3", "ACC-B"), cache.generation)
-    cache.invalidate_account("ACC-A")
-    assert cache.get("a1") is None and cache.get("a2") is None
-    assert cache.get("b1") is not None
-
-
-def test_a_disabled_cache_answers_nothing() -> None:
-    cache = CredentialCache()
-    cache.put("h", actor("TKN-1"), cache.generation)  # not listening yet: not stored
-    assert cache.get("h") is None
-    cache.enable()
-    cache.put("h", actor("TKN-1"), cache.generation)
-    cache.disable()
-    assert cache.get("h") is None
-
-
 def test_a_rename_reaches_the_other_processs_cached_view(pair: tuple[LiveServer, Server]) -> None:
     live, other = pair
     token = new_token(live)
@@ -228,58 +181,191 @@ def test_a_rename_reaches_the_other_processs_cached_view(pair: tuple[LiveServer,
     assert name == "renamed", "server B still shows the old name after 1 s"
 
 
-# -- SQLite: the change table emptied by the clean-up ------------------------------------
+# -- two app instances on one database --------------------------------------------------------
+
+@asynccontextmanager
+async def apps_on(backend: str, tmp_path: Path) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
+    """Two app instances on one database: two processes, as far as the database knows
+    (each has its engine, caches and listener or poller)."""
+    database = None
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    else:
+        database = await create_pg_database("tokenhouse_pair")
+        url = pg_url(database)
+    try:
+        settings = Settings(database_url=url, secret_key=SecretStr(TEST_KEY),
+                            last_access_interval=60)
+        await asyncio.to_thread(upgrade, settings)
+        one, other = create_app(settings), create_app(settings)
+        async with LifespanManager(one), LifespanManager(other):
+            yield one, other
+    finally:
+        if database is not None:
+            await drop_pg_database(database)
+
+
+@pytest.fixture(params=BACKENDS)
+async def two_apps(request: pytest.FixtureRequest, tmp_path: Path
+                   ) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
+    async with apps_on(request.param, tmp_path) as apps:
+        yield apps
+
 
 @pytest.fixture
-async def two_apps(tmp_path: Path) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
-    """Two app instances on one SQLite file: two processes, as far as the database knows
-    (each has its engine, caches and poller)."""
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}",
-                        secret_key=SecretStr(TEST_KEY), last_access_interval=60)
-    upgrade(settings)
-    one, other = create_app(settings), create_app(settings)
-    async with LifespanManager(one), LifespanManager(other):
-        yield one, other
+async def two_sqlite_apps(tmp_path: Path) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
+    async with apps_on("sqlite", tmp_path) as apps:
+        yield apps
 
 
-async def answers(app: FastAPI, secret: str) -> int:
+async def answers(app: FastAPI, secret: str, path: str = TOKENS) -> httpx.Response:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        response = await client.get(TOKENS, headers={"Authorization": f"Bearer {secret}"})
-        return response.status_code
+        return await client.get(path, headers={"Authorization": f"Bearer {secret}"})
 
 
-async def refused_by(app: FastAPI, secret: str, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
+async def within_a_second(app: FastAPI, secret: str, check: Callable[[httpx.Response], bool],
+                          path: str = TOKENS) -> bool:
+    deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
-        if await answers(app, secret) == 401:
+        if check(await answers(app, secret, path)):
             return True
         await asyncio.sleep(0.02)
     return False
 
 
+def refused(response: httpx.Response) -> bool:
+    return response.status_code == 401
+
+
+async def issued(app: FastAPI, count: int = 1) -> tuple[Issued, list[Issued]]:
+    """An admin and `count` tokens of its account, each cached by both apps' callers."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        factory = Factory(app, client)
+        admin = await factory.admin()
+        return admin, [await factory.token(admin.account_id) for _ in range(count)]
+
+
+async def warm_apps(apps: tuple[FastAPI, ...], *tokens: Issued) -> None:
+    for app in apps:
+        for token in tokens:
+            for _ in range(2):  # the first fills the caches, the second is served by them
+                assert (await answers(app, token.secret)).status_code == 200
+                assert (await answers(app, token.secret, f"{TOKENS}/{token.id}")
+                        ).status_code == 200
+
+
 async def test_a_disable_reaches_the_other_process_after_the_clean_up_emptied_the_table(
-        two_apps: tuple[FastAPI, FastAPI]) -> None:
+        two_sqlite_apps: tuple[FastAPI, FastAPI]) -> None:
     """Defect 1: the clean-up emptied auth_changes, new ids restarted from 1 and the other
     process, waiting for ids above the old maximum, kept a disabled token for minutes."""
-    one, other = two_apps
+    one, other = two_sqlite_apps
+    admin, [*earlier, target] = await issued(one, 4)
+    await warm_apps((other,), *earlier, target)
     transport = httpx.ASGITransport(app=one)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        factory = Factory(one, client)
-        admin = await factory.admin()
-        earlier = [await factory.token(admin.account_id) for _ in range(3)]
-        target = await factory.token(admin.account_id)
-        for issued in [*earlier, target]:
-            assert await answers(other, issued.secret) == 200  # cached by the other process
-        for issued in earlier:  # announcements 1..3, read by the other process
-            assert (await client.post(f"{TOKENS}/{issued.id}/disable",
-                                      headers=admin.headers)).status_code == 200
-            assert await refused_by(other, issued.secret, 1.0)
-        assert await answers(other, target.secret) == 200
+    async with httpx.AsyncClient(transport=transport, base_url="http://t",
+                                 headers=admin.headers) as client:
+        for token in earlier:  # announcements 1..3, read by the other process
+            assert (await client.post(f"{TOKENS}/{token.id}/disable")).status_code == 200
+            assert await within_a_second(other, token.secret, refused)
+        assert (await answers(other, target.secret)).status_code == 200
         # The clean-up runs (its clock ten minutes on): every announcement goes.
         await one.state.invalidation.clean_up(now=utcnow() + invalidation.KEEP
                                               + timedelta(seconds=1))
-        assert (await client.post(f"{TOKENS}/{target.id}/disable",
-                                  headers=admin.headers)).status_code == 200
-    assert await refused_by(other, target.secret, 1.0), \
+        assert (await client.post(f"{TOKENS}/{target.id}/disable")).status_code == 200
+    assert await within_a_second(other, target.secret, refused), \
         "the other process still accepts a disabled token after the clean-up"
+
+
+# A write path of the future that knows nothing of caches: plain ORM or Core through the
+# session, no service, no announcement. The session hook alone must tell every process.
+
+async def test_a_token_disabled_through_the_orm_alone_is_refused_everywhere(
+        two_apps: tuple[FastAPI, FastAPI]) -> None:
+    one, other = two_apps
+    _, [token] = await issued(one)
+    await warm_apps((one, other), token)
+    async with one.state.sessions() as session:
+        row = await session.get(ApiToken, token.id)
+        assert row is not None
+        row.status = "Disabled"
+        await session.commit()
+    assert refused(await answers(one, token.secret))  # at once where it was made
+    assert await within_a_second(other, token.secret, refused)
+
+
+async def test_a_token_renamed_by_a_core_update_shows_everywhere(
+        two_apps: tuple[FastAPI, FastAPI]) -> None:
+    one, other = two_apps
+    _, [token] = await issued(one)
+    await warm_apps((one, other), token)
+    async with one.state.sessions() as session:
+        await session.execute(update(ApiToken).where(ApiToken.id == token.id)
+                              .values(name="renamed"))
+        await session.commit()
+    for app in (one, other):
+        assert await within_a_second(app, token.secret,
+                                     lambda r: r.json()["name"] == "renamed",
+                                     f"{TOKENS}/{token.id}")
+
+
+async def test_a_module_linked_by_a_core_insert_shows_everywhere(
+        two_apps: tuple[FastAPI, FastAPI]) -> None:
+    one, other = two_apps
+    _, [token] = await issued(one)
+    await warm_apps((one, other), token)
+    async with one.state.sessions() as session:
+        billing = await session.scalar(select(Module.id).where(Module.name == "Billing"))
+        await session.execute(token_modules.insert(), [{"token_id": token.id,
+                                                        "module_id": billing}])
+        await session.commit()
+    for app in (one, other):
+        assert await within_a_second(
+            app, token.secret, lambda r: "Billing" in {m["name"] for m in r.json()["modules"]},
+            f"{TOKENS}/{token.id}")
+
+
+async def test_an_account_disabled_through_the_orm_alone_is_refused_everywhere(
+        two_apps: tuple[FastAPI, FastAPI]) -> None:
+    one, other = two_apps
+    _, [token] = await issued(one)
+    await warm_apps((one, other), token)
+    async with one.state.sessions() as session:
+        account = await session.get(Account, token.account_id)
+        assert account is not None
+        account.status = "Disabled"
+        await session.commit()
+    for app in (one, other):
+        assert await within_a_second(app, token.secret, refused)
+
+
+async def test_a_module_renamed_through_the_orm_alone_shows_everywhere(
+        two_apps: tuple[FastAPI, FastAPI]) -> None:
+    """Credentials and views hold module names: a catalog change must reach them."""
+    one, other = two_apps
+    _, [token] = await issued(one)
+    await warm_apps((one, other), token)
+    async with one.state.sessions() as session:
+        module = await session.scalar(select(Module).where(Module.name == "Access Management"))
+        assert module is not None
+        module.name = "Renamed"
+        await session.commit()
+    for app in (one, other):
+        assert await within_a_second(
+            app, token.secret, lambda r: r.json()["modules"][0]["name"] == "Renamed",
+            f"{TOKENS}/{token.id}")
+
+
+async def test_a_rolled_back_change_drops_nothing(two_apps: tuple[FastAPI, FastAPI]) -> None:
+    one, _ = two_apps
+    _, [token] = await issued(one)
+    await warm_apps((one,), token)
+    before = len(one.state.credentials)
+    async with one.state.sessions() as session:
+        row = await session.get(ApiToken, token.id)
+        assert row is not None
+        row.name = "never"
+        await session.flush()
+        await session.rollback()
+    assert len(one.state.credentials) == before

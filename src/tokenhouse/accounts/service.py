@@ -10,7 +10,6 @@ from tokenhouse.accounts.auth import MANAGE
 from tokenhouse.accounts.models import Account, AccountIcon, AccountStatus, UserGroup
 from tokenhouse.accounts.schemas import AccountCreate, AccountFields, AccountUpdate
 from tokenhouse.auth.actor import Actor
-from tokenhouse.auth.invalidation import announce
 from tokenhouse.kit import ids
 from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
 from tokenhouse.kit.repository import new_unique_id
@@ -84,8 +83,6 @@ async def update_account(*, session: AsyncSession, actor: Actor, account: Accoun
     if icon is not None:
         account.icon_updated_at = utcnow()
     account.stamp_updated(actor.by)
-    # Tokens show their account: views of them kept in memory must go.
-    announce(session, "account", account.id)
     # One write of the account row (one revision); the icon bytes live in their own table.
     await session.flush()
     await _store_icon(session, account, icon)
@@ -101,7 +98,6 @@ async def disable_account(*, session: AsyncSession, actor: Actor, account: Accou
         raise Conflict("The account is already Disabled.")
     account.status = AccountStatus.DISABLED
     account.stamp_updated(actor.by)
-    announce(session, "account", account.id)
     await session.flush()
     return account
 
@@ -114,7 +110,6 @@ async def enable_account(*, session: AsyncSession, actor: Actor, account: Accoun
                        "enabled.")
     account.status = AccountStatus.ACTIVE
     account.stamp_updated(actor.by)
-    announce(session, "account", account.id)
     await session.flush()
     return account
 

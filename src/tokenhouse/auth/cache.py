@@ -2,23 +2,19 @@
 authenticates) needs no database round trip.
 
 Keyed by the keyed hash of the secret, never by the secret; bounded (least recently used
-entries go first); dropped when the token or its account changes (see kit/cache.py and
-auth/invalidation.py).
+entries go first); dropped when the token or its account changes (kit/cache.py,
+kit/invalidation.py).
 """
 
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit.cache import TaggedCache
 
 
-class CredentialCache(TaggedCache):
+class CredentialCache(TaggedCache[Actor]):
     def __init__(self, max_entries: int = 100_000):
         super().__init__(max_entries)
 
-    def get(self, secret_hash: str) -> Actor | None:
-        return self.lookup(secret_hash)
-
-    def put(self, secret_hash: str, actor: Actor, generation: int) -> None:
-        if actor.token_id is None or actor.account_id is None:
-            return
-        self.store(secret_hash, actor, token_id=actor.token_id, account_id=actor.account_id,
-                   generation=generation)
+    def tags(self, value: Actor) -> tuple[str, str] | None:
+        if value.token_id is None or value.account_id is None:
+            return None  # the operator at the shell: never a cached credential
+        return value.token_id, value.account_id

@@ -1,5 +1,7 @@
 """Turning a Bearer secret into an actor."""
 
+from functools import partial
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenhouse.accounts.models import AccountStatus
@@ -30,11 +32,19 @@ async def authenticate(*, sessions: async_sessionmaker[AsyncSession], secret: st
     if token_id is None:
         raise Unauthorized(INVALID)
     secret_hash = crypto.hash_secret(key, secret)
-    if cache is not None:
-        cached = cache.get(secret_hash)
-        if cached is not None:
-            return cached
-        generation = cache.generation
+    if cache is None:
+        return await _verify(sessions, secret_hash, token_id)
+    # The hit alone first, and no closure here (its cells would be made on every call): on
+    # the hot path nothing is allocated or awaited.
+    cached = cache.get(secret_hash)
+    if cached is not None:
+        return cached
+    return await cache.load(secret_hash, partial(_verify, sessions, secret_hash, token_id))
+
+
+async def _verify(sessions: async_sessionmaker[AsyncSession], secret_hash: str,
+                  token_id: str) -> Actor:
+    """The actor of a secret, read from the database (see `authenticate`), or 401."""
     async with read_only(sessions) as session:
         found = await tokens.find_credential(session, secret_hash, token_id)
     if found is None or not crypto.same(found.token_id, token_id):
@@ -43,10 +53,7 @@ async def authenticate(*, sessions: async_sessionmaker[AsyncSession], secret: st
         raise Unauthorized(f"The API token is {found.status}.")
     if found.account_status == AccountStatus.DISABLED:
         raise Unauthorized("The account of this API token is Disabled.")
-    actor = Actor(account_id=found.account_id, account_type=found.account_type,
-                  modules=frozenset(name for _, name in found.modules),
-                  module_ids=frozenset(module_id for module_id, _ in found.modules),
-                  token_id=found.token_id, token_name=found.token_name)
-    if cache is not None:
-        cache.put(secret_hash, actor, generation)
-    return actor
+    return Actor(account_id=found.account_id, account_type=found.account_type,
+                 modules=frozenset(name for _, name in found.modules),
+                 module_ids=frozenset(module_id for module_id, _ in found.modules),
+                 token_id=found.token_id, token_name=found.token_name)

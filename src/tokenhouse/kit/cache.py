@@ -1,18 +1,31 @@
-"""A bounded in-process cache whose entries are dropped by token or by account, for data
-that changes only through announced changes (see auth/invalidation.py).
+"""A bounded in-process cache of what the database holds, whose entries are dropped by the
+changes units of work commit (kit/invalidation.py), in this process and every other.
 
-Correctness rests on invalidation, not on expiry: every change that can make an entry wrong
-is announced and drops the affected entries in every process. A time-to-live bounds the
-damage should an announcement ever be lost.
+One way in, with its rule inside: `get_or_load(key, load)` answers from memory, or runs
+`load` and keeps its result unless a change arrived while `load` ran (a stale read can then
+never overwrite an invalidation: the cache notes its `generation`, bumped by every change,
+before loading, and keeps the result only if it has not moved). `load` is that second half
+alone, and `load_many` the same for several entries read at once. There is no other way to
+put a value in.
+
+`get` is the hit alone, for hot paths that try it first: a dict look-up, no coroutine, no
+closure, nothing awaited.
+
+Correctness rests on invalidation, not on expiry; a time-to-live only bounds the damage
+should a change ever be lost. Entries are tagged with the token and the account they show,
+and dropped when either changes.
 """
 
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tokenhouse.kit.invalidation import AccountChanged, Change, Seen, TokenChanged
+
 # How long an entry may live however quiet it is: only a bound on the damage of a lost
-# announcement, so long enough not to cost a re-read of every entry every few seconds.
+# change, so long enough not to cost a re-read of every entry every few seconds.
 SAFETY_TTL = 300.0
 
 
@@ -24,24 +37,27 @@ class _Entry:
     stored_at: float
 
 
-class TaggedCache:
+class TaggedCache[V]:
     def __init__(self, max_entries: int):
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._by_token: dict[str, set[str]] = {}
         self._by_account: dict[str, set[str]] = {}
         self._max = max_entries
-        # Bumped by every invalidation. A reader notes it before reading the database and
-        # stores its result only if it has not moved: an invalidation that arrives while
-        # the read is in flight can then never be overwritten by the stale result.
-        self.generation = 0
-        # Off until this process receives invalidations (and again whenever it cannot):
-        # a cache that might miss an announcement must not answer.
+        self._generation = 0
+        # Off until this process receives changes (and again whenever it cannot): a cache
+        # that might miss a change must not answer.
         self.enabled = False
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def lookup(self, key: str) -> Any | None:
+    def tags(self, value: V) -> tuple[str, str] | None:
+        """The token and the account `value` shows (it goes when either changes); None: not
+        to be kept. By default an entry goes only when everything does."""
+        return "", ""
+
+    def get(self, key: str) -> V | None:
+        """The value kept for `key`, or None."""
         if not self.enabled:
             return None
         entry = self._entries.get(key)
@@ -51,28 +67,43 @@ class TaggedCache:
             self._drop(key)
             return None
         self._entries.move_to_end(key)
-        return entry.value
+        value: V = entry.value
+        return value
 
-    def store(self, key: str, value: Any, *, token_id: str, account_id: str,
-              generation: int) -> None:
-        if not self.enabled or generation != self.generation or self._max <= 0:
-            return
-        self._drop(key)
-        self._entries[key] = _Entry(value, token_id, account_id, time.monotonic())
-        self._by_token.setdefault(token_id, set()).add(key)
-        self._by_account.setdefault(account_id, set()).add(key)
-        while len(self._entries) > self._max:
-            self._drop(next(iter(self._entries)))
+    async def get_or_load(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
+        """The value kept for `key`, or else `self.load(key, load)`."""
+        value = self.get(key)
+        if value is None:
+            value = await self.load(key, load)
+        return value
 
-    def invalidate_token(self, token_id: str) -> None:
-        self.generation += 1
-        for key in list(self._by_token.get(token_id, ())):
-            self._drop(key)
+    async def load(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
+        """What `load` returns (an exception goes through, and nothing is kept), kept for
+        `key` unless a change arrived while it ran. For a caller that tried `get` itself."""
+        generation = self._generation
+        value = await load()
+        self._keep(key, value, generation)
+        return value
 
-    def invalidate_account(self, account_id: str) -> None:
-        self.generation += 1
-        for key in list(self._by_account.get(account_id, ())):
-            self._drop(key)
+    async def load_many(self, load: Callable[[], Awaitable[dict[str, V]]]) -> dict[str, V]:
+        """What `load` returns (values by key), each kept unless a change arrived while it
+        loaded."""
+        generation = self._generation
+        values = await load()
+        for key, value in values.items():
+            self._keep(key, value, generation)
+        return values
+
+    def apply(self, change: Change) -> None:
+        """Drop what `change` makes wrong."""
+        if isinstance(change, TokenChanged):
+            self._generation += 1
+            self._drop_tagged(self._by_token, change.token_id)
+        elif isinstance(change, AccountChanged):
+            self._generation += 1
+            self._drop_tagged(self._by_account, change.account_id)
+        elif not isinstance(change, Seen):  # data, not a change of anything kept here
+            self.clear()
 
     def enable(self) -> None:
         """Start answering, from empty: what changed while not listening is unknown."""
@@ -84,10 +115,27 @@ class TaggedCache:
         self.clear()
 
     def clear(self) -> None:
-        self.generation += 1
+        self._generation += 1
         self._entries.clear()
         self._by_token.clear()
         self._by_account.clear()
+
+    def _keep(self, key: str, value: V, generation: int) -> None:
+        tags = self.tags(value)
+        if (tags is None or not self.enabled or generation != self._generation
+                or self._max <= 0):
+            return
+        token_id, account_id = tags
+        self._drop(key)
+        self._entries[key] = _Entry(value, token_id, account_id, time.monotonic())
+        self._by_token.setdefault(token_id, set()).add(key)
+        self._by_account.setdefault(account_id, set()).add(key)
+        while len(self._entries) > self._max:
+            self._drop(next(iter(self._entries)))
+
+    def _drop_tagged(self, index: dict[str, set[str]], tag: str) -> None:
+        for key in list(index.get(tag, ())):
+            self._drop(key)
 
     def _drop(self, key: str) -> None:
         entry = self._entries.pop(key, None)

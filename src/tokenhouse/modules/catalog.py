@@ -1,8 +1,9 @@
 """The module catalog kept in each process: creating a token checks its modules against it
 without a query.
 
-The catalog changes only through `tokenhouse import` (and migrations), which announces `all`
-(auth/invalidation.py): every process then drops its copy and reads it again on next use.
+The catalog changes only through `tokenhouse import` (and migrations): any write of modules
+is a CatalogChanged (kit/invalidation.py), and every process then drops its copy and reads
+it again on next use.
 The modules held here are detached from any session and must only be read: a session that
 needs Module objects to attach (changing a token's modules) loads its own.
 """
@@ -16,18 +17,17 @@ from tokenhouse.modules.models import Module
 KEY = "catalog"
 
 
-class ModuleCatalog(TaggedCache):
+class ModuleCatalog(TaggedCache[dict[str, Module]]):
     def __init__(self) -> None:
         super().__init__(max_entries=1)
 
     async def by_id(self, session: AsyncSession) -> dict[str, Module]:
         """Every module by id, read from the database when not in memory."""
-        catalog = self.lookup(KEY)
-        if catalog is None:
-            generation = self.generation
+
+        async def load() -> dict[str, Module]:
             modules = await repository.all_modules(session)
             for module in modules:
                 session.expunge(module)
-            catalog = {module.id: module for module in modules}
-            self.store(KEY, catalog, token_id="", account_id="", generation=generation)
-        return catalog
+            return {module.id: module for module in modules}
+
+        return await self.get_or_load(KEY, load)

@@ -7,12 +7,12 @@ of work.
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenhouse.accounts import repository as accounts
 from tokenhouse.auth.actor import Actor
-from tokenhouse.auth.invalidation import announce
 from tokenhouse.kit import crypto, ids
 from tokenhouse.kit.db import read_only
 from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
@@ -46,7 +46,6 @@ async def list_tokens(*, session: AsyncSession, actor: Actor, query: Query,
     MANAGE.check(actor)
     rows, total = await repository.list_visible(session, actor, query)
     found: dict[str, View] = {}
-    generation = views.generation if views is not None else 0
     if views is not None:
         for row in rows:
             view = views.get(row.id)
@@ -54,10 +53,8 @@ async def list_tokens(*, session: AsyncSession, actor: Actor, query: Query,
                 found[row.id] = view
     missing = [row.id for row in rows if row.id not in found]
     if missing:
-        for token in await repository.get_many_visible(session, actor, missing):
-            found[token.id] = view_of(token)
-            if views is not None:
-                views.put(found[token.id], generation)
+        load = partial(_views_of, session, actor, missing)
+        found.update(await views.load_many(load) if views is not None else await load())
     # A token changed out of sight between the two reads is left off this page.
     return [Listed(found[row.id], row.last_access_at) for row in rows if row.id in found], total
 
@@ -88,12 +85,20 @@ async def read_token(*, sessions: async_sessionmaker[AsyncSession], actor: Actor
     # A view kept for a token this actor may not see is answered like a miss: by the same
     # database read, which finds nothing. A 404 served from memory would be faster than one
     # for an id that does not exist, and that difference tells another tenant which ids do.
-    generation = views.generation
+    # No closure here (its cells would be made on every call, hits too).
+    return await views.load(token_id, partial(_read_view, sessions, actor, token_id))
+
+
+async def _views_of(session: AsyncSession, actor: Actor, token_ids: list[str]
+                    ) -> dict[str, View]:
+    return {token.id: view_of(token)
+            for token in await repository.get_many_visible(session, actor, token_ids)}
+
+
+async def _read_view(sessions: async_sessionmaker[AsyncSession], actor: Actor,
+                     token_id: str) -> View:
     async with read_only(sessions) as session:
-        token = await get_token(session=session, actor=actor, token_id=token_id)
-    view = view_of(token)
-    views.put(view, generation)
-    return view
+        return view_of(await get_token(session=session, actor=actor, token_id=token_id))
 
 
 async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate, key: bytes,
@@ -155,7 +160,6 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     if modules is not None:
         token.modules = modules
     token.stamp_updated(actor.by)
-    announce(session, "token", token.id)
     await session.flush()
     return token
 
@@ -180,7 +184,6 @@ async def delete_token(*, session: AsyncSession, actor: Actor, token: ApiToken) 
     token.status = TokenStatus.DELETED
     token.secret_hash = None
     token.stamp_updated(actor.by)
-    announce(session, "token", token.id)
     await session.flush()
     return token
 
@@ -194,7 +197,6 @@ async def _move(session: AsyncSession, actor: Actor, token: ApiToken, source: To
                        f"{verb}.")
     token.status = target
     token.stamp_updated(actor.by)
-    announce(session, "token", token.id)
     await session.flush()
     return token
 

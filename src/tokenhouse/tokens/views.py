@@ -5,13 +5,13 @@ round trip.
 A view is the token's representation, kept as JSON bytes split around `lastAccessAt`: that
 one property, and the secret on a self-read, are spliced in at response time. `lastAccessAt`
 comes from the stored value and the latest access this process knows of (its own, and those
-other processes announce; see auth/last_access.py). The representation is kept twice: whole
+other processes tell; see tokens/last_access.py). The representation is kept twice: whole
 (GET) and as a list item (without `audit`). Bytes, not dicts: a view costs about 2 KB and
 nothing for the garbage collector to walk. A `select` decodes it.
 
-Views are dropped by the same announcements as cached credentials (a token changed; its
-account changed or was disabled; the module catalog changed). Like them, they expire after a
-safety TTL in case an announcement is ever lost.
+Views are dropped by the same changes as cached credentials (a token changed; its account
+changed or was disabled; the module catalog changed; see kit/invalidation.py). Like them,
+they expire after a safety TTL in case a change is ever lost.
 """
 
 import json
@@ -66,7 +66,8 @@ class View:
 
     def body(self, last_access: str | None) -> dict[str, Any]:
         """The representation as a dict, for `select` (the slow path)."""
-        return json.loads(self.whole.join(last_access))
+        body: dict[str, Any] = json.loads(self.whole.join(last_access))
+        return body
 
 
 def view_of(token: ApiToken) -> View:
@@ -75,10 +76,8 @@ def view_of(token: ApiToken) -> View:
                 Split.of(body), Split.of(project(body, LIST_ITEM)))
 
 
-class TokenViews(TaggedCache):
-    def get(self, token_id: str) -> View | None:
-        return self.lookup(token_id)
+class TokenViews(TaggedCache[View]):
+    """Views by token id."""
 
-    def put(self, view: View, generation: int) -> None:
-        self.store(view.token_id, view, token_id=view.token_id, account_id=view.account_id,
-                   generation=generation)
+    def tags(self, value: View) -> tuple[str, str]:
+        return value.token_id, value.account_id

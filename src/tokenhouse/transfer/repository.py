@@ -35,15 +35,15 @@ async def existing_hashes(session: AsyncSession, hashes: Iterable[str]) -> set[s
 
 
 async def insert_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
-    connection = await session.connection()
+    # Through the session, so that its hook derives what caches must drop
+    # (kit/invalidation.py).
     for start in range(0, len(rows), BATCH):
-        await connection.execute(insert(table), rows[start:start + BATCH])
+        await session.execute(insert(table), rows[start:start + BATCH])
 
 
 async def update_module(session: AsyncSession, module_id: str, values: dict[str, Any]) -> None:
-    connection = await session.connection()
     table = cast(Table, Module.__table__)
-    await connection.execute(update(table).where(table.c.id == module_id).values(**values))
+    await session.execute(update(table).where(table.c.id == module_id).values(**values))
 
 
 TABLES = {"accounts": Account.__table__, "user_groups": UserGroup.__table__,

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenhouse.accounts.models import Account, UserGroup
 from tokenhouse.accounts.schemas import render_account
-from tokenhouse.auth.invalidation import announce
 from tokenhouse.kit.problems import BadRequest
 from tokenhouse.kit.timeutil import utcnow
 from tokenhouse.modules.models import Module
@@ -228,9 +227,6 @@ async def import_lines(*, session: AsyncSession, lines: Iterable[str],
         raise ImportFailed(sorted(problems)[:MAX_REPORTED])
 
     now = utcnow()
-    if parsed.modules:
-        # Module names are part of every cached credential.
-        announce(session, "all")
     await _modules(session, [line for _, line in parsed.modules], known_modules, now)
     await repository.insert_rows(session, repository.TABLES["accounts"],
                                  [_account_row(line, now) for _, line in parsed.accounts])

@@ -2,7 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from tokenhouse.auth.last_access import NOTE_SIZE, LastAccessRecorder, seen_notes
+from tokenhouse.kit.invalidation import Seen
+from tokenhouse.tokens.last_access import NOTE_SIZE, LastAccessRecorder, seen_notes
 
 AT = datetime(2026, 11, 28, 12, 30, 15, 123000, tzinfo=UTC)
 
@@ -15,7 +16,7 @@ def test_notes_carry_every_access_exactly_within_the_notify_limit() -> None:
     accesses = {f"TKN-{n:04d}-{n:04d}-{n:04d}": AT + timedelta(milliseconds=n)
                 for n in range(1000)}
     notes = seen_notes(accesses)
-    assert len(notes) > 1 and all(len(note) <= NOTE_SIZE for note in notes)
+    assert len(notes) > 1 and all(len(note.note) <= NOTE_SIZE for note in notes)
     heard = recorder()
     for note in notes:
         heard.heard(note)
@@ -33,6 +34,6 @@ def test_what_is_heard_never_moves_an_access_backwards() -> None:
 
 def test_a_malformed_note_is_ignored_not_fatal() -> None:
     heard = recorder()
-    heard.heard("TKN-1=notanumber")
+    heard.heard(Seen("TKN-1=notanumber"))
     heard.heard(seen_notes({"TKN-2": AT})[0])
     assert heard.seen("TKN-2", None) == AT

@@ -4,10 +4,10 @@ Authentication notes the time in memory; a background task writes what was noted
 per token per interval, in one statement, and a final flush runs on shutdown. Responses read
 the noted value on top of the stored one, so a client sees its own access at once.
 
-Each flush also announces what it wrote (`seen` notes on the invalidation channel), and every
-process keeps the latest access it heard of per token. Token views kept in memory therefore
-show accesses made through any process within about one interval, without reading the row
-again.
+Each flush also tells every process what it wrote (`Seen` notes on the channel of
+kit/invalidation.py), and every process keeps the latest access it heard of per token.
+Token views kept in memory therefore show accesses made through any process within about
+one interval, without reading the row again.
 """
 
 import asyncio
@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tokenhouse.auth.invalidation import announce
 from tokenhouse.kit.db import unavailable
+from tokenhouse.kit.invalidation import Seen, publish
 from tokenhouse.kit.tasks import cancel
 from tokenhouse.kit.timeutil import as_utc, utcnow
-from tokenhouse.tokens import repository as tokens
+from tokenhouse.tokens import repository
 
 log = logging.getLogger("tokenhouse.last_access")
 REMEMBERED = 100_000
@@ -93,9 +93,9 @@ class LastAccessRecorder:
                     chunk = {token_id: self._flushing[token_id]
                              for token_id in ids[start:start + CHUNK]}
                     async with self._sessions() as session:
-                        await tokens.write_last_access(session, chunk)
+                        await repository.write_last_access(session, chunk)
                         for note in seen_notes(chunk):
-                            announce(session, "seen", note)
+                            publish(session, note)
                         await session.commit()
                     for token_id, at in chunk.items():
                         self._remember(token_id, at)
@@ -109,10 +109,10 @@ class LastAccessRecorder:
             self._flushing = {}
             return len(ids)
 
-    def heard(self, note: str) -> None:
-        """Take in another process's `seen` note (`id=milliseconds,...`)."""
+    def heard(self, seen: Seen) -> None:
+        """Take in another process's note (`id=milliseconds,...`)."""
         try:
-            for item in note.split(","):
+            for item in seen.note.split(","):
                 token_id, _, millis = item.partition("=")
                 self._remember(token_id, EPOCH + int(millis) * MILLISECOND)
         except ValueError:
@@ -127,18 +127,18 @@ class LastAccessRecorder:
             self._known.popitem(last=False)
 
 
-def seen_notes(accesses: dict[str, datetime]) -> list[str]:
-    """Accesses as `seen` notes of at most NOTE_SIZE characters each."""
-    notes: list[str] = []
+def seen_notes(accesses: dict[str, datetime]) -> list[Seen]:
+    """Accesses as notes of at most NOTE_SIZE characters each."""
+    notes: list[Seen] = []
     items: list[str] = []
     size = 0
     for token_id, at in accesses.items():
         item = f"{token_id}={(at - EPOCH) // MILLISECOND}"
         if items and size + len(item) + 1 > NOTE_SIZE:
-            notes.append(",".join(items))
+            notes.append(Seen(",".join(items)))
             items, size = [], 0
         items.append(item)
         size += len(item) + 1
     if items:
-        notes.append(",".join(items))
+        notes.append(Seen(",".join(items)))
     return notes
