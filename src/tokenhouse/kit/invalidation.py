@@ -327,8 +327,8 @@ class InvalidationListener:
         await cancel(self._task)
         self._task = None
 
-    def _notified(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
-        self._heard(payload)
+    def _notified(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
+        self._heard(str(payload))
 
     def _heard(self, wire: str) -> None:
         origin, change = _off_wire(wire)
