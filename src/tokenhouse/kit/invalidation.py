@@ -10,9 +10,9 @@ path announces anything by hand, so none can forget to.
   modules inserted for a token written before this unit of work (a TokenChanged), any write
   of modules (CatalogChanged); an UPDATE or DELETE of tokens, accounts or links, whose rows
   the hook cannot tell, drops everything (AllChanged).
-  Statements run on `session.connection()` directly are not seen. Only the lastAccessAt
-  writes do that: that column is in no cache (responses splice it in), and its values
-  travel as `Seen` notes, which are data, not invalidations.
+  Textual SQL (`text()`) and statements run on `session.connection()` directly are not
+  seen. Only the lastAccessAt writes go that way: that column is in no cache (responses
+  splice it in), and its values travel as `Seen` notes, which are data, not invalidations.
 
 The changes travel with the transaction, published by `before_commit`:
 - PostgreSQL: `pg_notify` inside the transaction, which PostgreSQL delivers on commit only;
@@ -49,7 +49,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, UOWTransaction, mapped_column
 
 from tokenhouse.kit.db import Base
@@ -165,7 +165,7 @@ def _off_wire(wire: str) -> tuple[str | None, Change]:
     return None, decode(wire)
 
 
-def publish(session: Session | Any, change: Change) -> None:
+def publish(session: Session | AsyncSession, change: Change) -> None:
     """Send `change` to every process once `session` (a Session or an AsyncSession)
     commits. Invalidations come from the session hook; this is for `Seen` notes."""
     session.info.setdefault(PENDING, {})[change] = None
