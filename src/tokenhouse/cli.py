@@ -38,6 +38,7 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     import uvicorn
 
     from tokenhouse.kit.migrate import is_current
+    from tokenhouse.kit.server import BoundedHttpToolsProtocol
 
     settings = _settings()
     try:
@@ -60,9 +61,13 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     # supervisors expect of a requested stop.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _exit_cleanly)
+    # `http`: a bound on each request's head while it arrives (kit/server.py).
+    # `proxy_headers=False`: X-Forwarded-For is not believed, from anyone. uvicorn's default
+    # trusts it from 127.0.0.1, which lets a local caller write any client address into the
+    # access log (and into anything that will read the client's address).
     uvicorn.run("tokenhouse.app:create_app", factory=True, host=host, port=port,
                 workers=workers, log_level=settings.log_level, timeout_graceful_shutdown=30,
-                server_header=False)
+                server_header=False, http=BoundedHttpToolsProtocol, proxy_headers=False)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -23,6 +23,31 @@ async def test_no_valid_credential_is_401(client, factory, header):
     assert result["title"] == "Unauthorized"
 
 
+async def test_a_secret_without_the_shape_of_one_never_reaches_the_database(app, client,
+                                                                         factory):
+    """However long: an id of another form, or a random part too short or too long, is a 401
+    before anything is hashed or looked up."""
+    admin = await factory.admin()
+    random_part = admin.secret.split(":")[2]
+    shapes = [f"idt:{'T' * 1_000_000}:{random_part}", f"idt:{admin.id}:{random_part * 7}",
+              f"idt:{admin.id}:{random_part[:40]}", f"idt:{admin.id}-0:{random_part}",
+              f"idt:{admin.id}:{random_part}:", f"idt:{admin.id}:{random_part[:-1]}!"]
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if "auth_changes" not in statement:
+            seen.append(statement)
+
+    event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        for secret in shapes:
+            problem(await client.get(TOKENS, headers={"Authorization": f"Bearer {secret}"}),
+                    401)
+    finally:
+        event.remove(app.state.engine.sync_engine, "before_cursor_execute", record)
+    assert seen == []
+
+
 async def test_random_part_must_match(client, factory):
     admin = await factory.admin()
     forged = admin.secret[:-4] + ("AAAA" if not admin.secret.endswith("AAAA") else "BBBB")

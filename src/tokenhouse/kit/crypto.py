@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import re
 import secrets
 
 SECRET_PREFIX = "idt"
@@ -18,11 +19,16 @@ def hash_secret(key: bytes, secret: str) -> str:
     return hmac.digest(key, secret.encode(), hashlib.sha256).hex()
 
 
+# `idt:<token id>:<random part>`. The random part is 43 characters here (32 bytes, URL-safe
+# base64); a longer one (another issuer's, imported as a hash) is accepted up to 256.
+SECRET_SHAPE = re.compile(r"idt:(TKN-[0-9]{4}-[0-9]{4}):[A-Za-z0-9_-]{43,256}")
+
+
 def token_id_of(secret: str) -> str | None:
-    parts = secret.split(":")
-    if len(parts) != 3 or parts[0] != SECRET_PREFIX or not parts[2]:
-        return None
-    return parts[1]
+    """The token id a secret names, or None when the secret does not have the shape of one:
+    then it is refused before it is hashed or sent to the database, however long it is."""
+    match = SECRET_SHAPE.fullmatch(secret)
+    return match.group(1) if match else None
 
 
 def same(a: str, b: str) -> bool:
