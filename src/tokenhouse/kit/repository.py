@@ -15,6 +15,20 @@ from tokenhouse.kit.rql.sql import Compiler
 class PageStatements:
     count: Select[Any]
     rows: Select[Any]
+    # Execution options: none, or no compiled cache for a large filter (see CACHED_TERMS).
+    options: dict[str, Any]
+
+
+# Filters of at most this many comparisons have their statements kept (here and in
+# SQLAlchemy's compiled cache): clients repeat their queries. A larger one is compiled for its
+# one use: any token may send filters of up to 256 comparisons, each different, and kept they
+# held about 0.3 MB apiece (a worker grew past 1 GB under such a stream).
+CACHED_TERMS = 16
+
+
+def cacheable(query: Query) -> bool:
+    """Whether the statements of `query` may be kept (see CACHED_TERMS)."""
+    return query.terms <= CACHED_TERMS
 
 
 def page_statements(statement: Select[Any], resource: Resource, query: Query,
@@ -25,10 +39,11 @@ def page_statements(statement: Select[Any], resource: Resource, query: Query,
     compiler = Compiler(resource, dialect)
     if query.filter is not None:
         statement = statement.where(compiler.filter(query.filter))
-    return PageStatements(
-        count=select(func.count()).select_from(statement.order_by(None).subquery()),
-        rows=statement.order_by(*compiler.order(query.order)).limit(query.limit)
-        .offset(query.offset))
+    count = select(func.count()).select_from(statement.order_by(None).subquery())
+    rows = (statement.order_by(*compiler.order(query.order)).limit(query.limit)
+            .offset(query.offset))
+    options: dict[str, Any] = {} if cacheable(query) else {"compiled_cache": None}
+    return PageStatements(count=count, rows=rows, options=options)
 
 
 async def fetch_page(session: AsyncSession, statement: Select[Any], resource: Resource,
@@ -48,10 +63,11 @@ async def run_page(session: AsyncSession, statements: PageStatements, query: Que
     # One trip through SQLAlchemy's async bridge for both statements (and any relationship
     # loads), instead of one per statement: on a list, the bridge costs as much as a query.
     def page(sync: Session) -> tuple[list[Any], int]:
-        total = sync.scalar(statements.count, params) or 0
+        options = statements.options
+        total = sync.scalar(statements.count, params, execution_options=options) or 0
         if query.limit == 0 or not total or query.offset >= total:
             return [], total
-        result = sync.execute(statements.rows, params)
+        result = sync.execute(statements.rows, params, execution_options=options)
         return list(result.scalars().unique() if objects else result.all()), total
 
     return await session.run_sync(page)

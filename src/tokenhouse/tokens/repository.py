@@ -25,7 +25,7 @@ from tokenhouse.accounts.models import Account
 from tokenhouse.accounts.repository import account_fields
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit.audit import audit_schema
-from tokenhouse.kit.repository import PageStatements, page_statements, run_page
+from tokenhouse.kit.repository import PageStatements, cacheable, page_statements, run_page
 from tokenhouse.kit.rql import Collection, Obj, Query, Resource, Scalar
 from tokenhouse.modules.models import Module
 from tokenhouse.modules.repository import module_fields
@@ -122,7 +122,8 @@ def list_statements(actor: Actor, query: Query, dialect: str) -> PageStatements:
     statement costs more than running it. The tenant's account is therefore a required
     parameter, never a value inside a shared statement (a statement run without it fails
     instead of reading another tenant's tokens)."""
-    return _list_statements(query, actor.is_operations, dialect)
+    build = _list_statements if cacheable(query) else _list_statements.__wrapped__
+    return build(query, actor.is_operations, dialect)
 
 
 def scope_params(actor: Actor) -> dict[str, Any]:

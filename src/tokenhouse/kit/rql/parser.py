@@ -81,6 +81,7 @@ class Query:
     offset: int = 0
     # The parameters the query string named, and whether it had filter terms.
     given: frozenset[str] = frozenset()
+    terms: int = 0  # comparisons in the filter, as counted against MAX_TERMS
 
 
 def parse_query(raw: str) -> Query:
@@ -99,13 +100,16 @@ def parse_query(raw: str) -> Query:
             continue  # a rendering directive; no resource here renders
         else:
             filters.append(part)
+    parser = FilterParser("&".join(filters))
+    node = parser.parse() if filters else None
     return Query(
-        filter=FilterParser("&".join(filters)).parse() if filters else None,
+        filter=node,
         select=parse_select(params.get("select", "")),
         order=parse_order(params.get("order", "")),
         limit=min(_whole(params, "limit", DEFAULT_LIMIT), MAX_LIMIT),
         offset=_whole(params, "offset", 0),
         given=frozenset(params),
+        terms=parser.terms,
     )
 
 
