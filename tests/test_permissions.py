@@ -268,3 +268,27 @@ async def test_services_check_the_permission_themselves(app: FastAPI,
 async def _actor_of(app: FastAPI, issued: Issued) -> Actor:
     return await authenticate(sessions=app.state.sessions, secret=issued.secret,
                               key=app.state.hmac_key)
+
+
+async def test_a_bad_body_is_400_before_the_state_or_revision_is_409(
+        client: httpx.AsyncClient, factory: Factory) -> None:
+    """Checks the services make of a body (not only the wire model's) come before 409s."""
+    admin = await factory.admin()
+    tenant = await factory.tenant(modules=("Access Management",))
+    other = await factory.account("Client")
+    token = f"{V1}/api-tokens/{tenant.id}"
+    for body in ({"revision": 999, "name": None}, {"revision": 999, "modules": None},
+                 {"revision": 999, "account": {"id": other["id"]}},
+                 {"revision": 999, "modules": [{"id": "MOD-0000"}]}):
+        problem(await client.put(token, json=body, headers=admin.headers), 400)
+    problem(await client.put(token, json={"revision": 999, "name": "x"},
+                             headers=admin.headers), 409)
+    deleted = await factory.token(tenant.account_id, status="Deleted")
+    gone = f"{V1}/api-tokens/{deleted.id}"
+    problem(await client.put(gone, json={"name": None}, headers=admin.headers), 400)
+    problem(await client.put(gone, json={"name": "x"}, headers=admin.headers), 409)
+    account = f"{V1}/accounts/{tenant.account_id}"
+    for body in ({"revision": 999, "type": "Vendor"}, {"revision": 999, "name": None}):
+        problem(await client.put(account, json=body, headers=admin.headers), 400)
+    problem(await client.put(account, json={"revision": 999, "name": "x"},
+                             headers=admin.headers), 409)

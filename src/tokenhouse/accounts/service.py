@@ -70,14 +70,15 @@ async def update_account(*, session: AsyncSession, actor: Actor, account: Accoun
                          data: AccountUpdate, icon: Icon | None = None) -> Account:
     """Change the given properties (and the icon); the type of an account never changes."""
     MANAGE.check(actor)
+    # The body is judged (400) before the revision (409), as everywhere.
+    if data.type is not None and data.type != account.type:
+        raise ValidationFailed({"type": ["The type of an account cannot be changed."]})
+    if "name" in data.model_fields_set and data.name is None:
+        raise ValidationFailed({"name": ["The name is required."]})
     if data.revision is not None and data.revision != account.revision:
         raise Conflict(f"The account was changed since revision {data.revision}; it is at "
                        f"revision {account.revision}. Read it again and repeat the change.")
-    if data.type is not None and data.type != account.type:
-        raise ValidationFailed({"type": ["The type of an account cannot be changed."]})
     if "name" in data.model_fields_set:
-        if data.name is None:
-            raise ValidationFailed({"name": ["The name is required."]})
         account.name = data.name
     _apply(account, data)
     if icon is not None:

@@ -133,10 +133,7 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
                        data: TokenUpdate) -> ApiToken:
     """Change name, description, icon and modules. Properties left out keep their value."""
     _authorize_change(actor, token)
-    _require_not_deleted(token, "changed")
-    if data.revision is not None and data.revision != token.revision:
-        raise Conflict(f"The API token was changed since revision {data.revision}; it is at "
-                       f"revision {token.revision}. Read it again and repeat the change.")
+    # The body is judged (400) before the token's state and revision (409), as everywhere.
     if data.account is not None and data.account.id != token.account_id:
         raise ValidationFailed({"account": ["A token cannot be moved to another account."]})
     given = data.model_fields_set
@@ -151,6 +148,10 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
         modules = await grantable(session=session, actor=actor, account=token.account,
                                   refs=data.modules,
                                   already=frozenset(m.id for m in token.modules))
+    _require_not_deleted(token, "changed")
+    if data.revision is not None and data.revision != token.revision:
+        raise Conflict(f"The API token was changed since revision {data.revision}; it is at "
+                       f"revision {token.revision}. Read it again and repeat the change.")
     if "name" in given:
         token.name = data.name
     if "description" in given:
