@@ -74,37 +74,6 @@ def _drop_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         raise exc.DisconnectionError("the pooled connection was closed")
 
 
-# SQLSTATE classes of a database that cannot serve now: connection exception, insufficient
-# resources (too many connections, disk full), operator intervention (shutdown, cannot
-# connect now, terminated backend, statement timeout).
-_UNAVAILABLE_CLASSES = ("08", "53", "57")
-# SQLite: another writer held the lock past the busy timeout, or the file cannot be used.
-_SQLITE_UNAVAILABLE = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR",
-                       "SQLITE_FULL", "SQLITE_READONLY"}
-
-
-def unavailable(error: BaseException) -> bool:
-    """Whether `error` says the database cannot serve right now (an outage, a lost
-    connection, a lock held too long), rather than a fault of the request or of the code:
-    such a request is answered 503, to be tried again."""
-    if isinstance(error, exc.DBAPIError):
-        if error.connection_invalidated:
-            return True
-        original = error.orig
-        sqlstate = getattr(original, "sqlstate", None)
-        if isinstance(sqlstate, str):
-            return sqlstate[:2] in _UNAVAILABLE_CLASSES
-        return getattr(original, "sqlite_errorname", None) in _SQLITE_UNAVAILABLE
-    if isinstance(error, exc.TimeoutError):  # no pooled connection free in time
-        return True
-    # Raised by the driver while connecting, before SQLAlchemy can wrap it: refused, reset,
-    # unreachable, timed out, or the server's refusal (asyncpg's PostgresError, class 08/53/57).
-    if isinstance(error, OSError | TimeoutError):
-        return True
-    sqlstate = getattr(error, "sqlstate", None)
-    return isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_CLASSES
-
-
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers go on while one writer commits; busy_timeout makes a second writer

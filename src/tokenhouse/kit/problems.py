@@ -20,7 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tokenhouse.kit import db
+from tokenhouse.kit.outage import unavailable
 from tokenhouse.kit.tracing import current_trace_id, new_trace_id, trace_id_var
 
 log = logging.getLogger("tokenhouse")
@@ -156,7 +156,7 @@ def install(app: FastAPI) -> None:
                                      "time. Read it again and repeat the change.")
 
     async def _database(request: Request, exc: Exception) -> JSONResponse:
-        if not db.unavailable(exc):
+        if not unavailable(exc):
             raise exc  # a fault of the code: ProblemMiddleware logs it and answers 500
         # Expected during an outage: one line, no traceback, and no driver message (it can
         # quote the statement's parameters) in the log or the response.

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tokenhouse.kit.db import unavailable
+from tokenhouse.kit.outage import unavailable
 from tokenhouse.kit.invalidation import Seen, publish
 from tokenhouse.kit.tasks import cancel
 from tokenhouse.kit.timeutil import as_utc, utcnow
