@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.databases import fresh_pg_database, pg_fetch_sync
+from tests.helpers import TOKENS
 from tests.processes import Server, clean_env, describe, free_port, run_cli
 
 pytestmark = pytest.mark.slow
@@ -26,7 +27,6 @@ pytestmark = pytest.mark.slow
 SECRET_KEY = "cli-test-key-" + "c" * 40
 ACCOUNT_ID = re.compile(r"^ACC-\d{4}-\d{4}$")
 TOKEN_ID = re.compile(r"^TKN-\d{4}-\d{4}$")
-TOKENS = "/public/v1/accounts/api-tokens"
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,12 @@ from mpt_api_client import MPTClient
 from mpt_api_client.exceptions import MPTAPIError
 
 from tests.databases import BACKENDS
+from tests.helpers import ACCOUNTS, TOKENS
 from tests.live_server import LiveServer, serving
 from tests.mpt import clients
 
 pytestmark = pytest.mark.slow
 
-TOKENS = "/public/v1/accounts/api-tokens"
-ACCOUNTS = "/public/v1/accounts/accounts"
 SECRET_RE = re.compile(r"^idt:(TKN-\d{4}-\d{4}):(.+)$")
 TOKEN_ID_RE = re.compile(r"^TKN-\d{4}-\d{4}$")
 ACCOUNT_ID_RE = re.compile(r"^ACC-\d{4}-\d{4}$")

@@ -29,14 +29,12 @@ from mpt_api_client.exceptions import MPTAPIError
 from mpt_api_client.rql import RQLQuery
 
 from tests.databases import BACKENDS
+from tests.helpers import ACCOUNTS, MODULES, TOKENS
 from tests.live_server import LiveServer, serving
 from tests.mpt import clients
 
 pytestmark = pytest.mark.slow
 
-ACCOUNTS = "/public/v1/accounts/accounts"
-MODULES = "/public/v1/accounts/modules"
-TOKENS = "/public/v1/accounts/api-tokens"
 
 TRICKY = "R&D (50%)"
 

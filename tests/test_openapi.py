@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from tests.helpers import TOKENS
+from tests.helpers import ACCOUNTS, TOKENS
 from tokenhouse.accounts.router import ICON_SIGNATURES
 from tokenhouse.accounts.schemas import AccountOut
 from tokenhouse.kit.wire import ListOf, ProblemDocument
@@ -10,7 +10,6 @@ from tokenhouse.modules.schemas import ModuleOut
 from tokenhouse.tokens.schemas import TokenOut
 
 OPENAPI = "/public/v1/accounts/openapi.json"
-ACCOUNTS = "/public/v1/accounts/accounts"
 
 
 async def test_every_operation_is_documented(client):

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 from tests.factories import ALL_OF_TYPE, Factory, Issued
-from tests.helpers import problem
+from tests.helpers import V1, problem
 from tokenhouse.accounts import service as accounts
 from tokenhouse.accounts.schemas import AccountUpdate
 from tokenhouse.auth.actor import Actor, system_actor
@@ -29,7 +29,6 @@ from tokenhouse.kit.problems import Forbidden
 from tokenhouse.modules.repository import all_modules
 from tokenhouse.tokens import service as tokens
 
-V1 = "/public/v1/accounts"
 MARKETPLACE = "MOD-3419"  # for Client and Operations accounts, not Vendor ones
 HELPDESK = "MOD-5907"  # for every account type
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32

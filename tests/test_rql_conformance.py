@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from tests.databases import BACKENDS, create_pg_database, drop_pg_database, pg_url
+from tests.helpers import TOKENS
 from tests.processes import clean_env, describe, run_cli
 from tokenhouse.app import create_app
 from tokenhouse.cli import app as cli
@@ -32,7 +33,6 @@ CASES = json.loads(SPEC.read_text())
 KEY = "conformance-key-" + "c" * 40
 CALLER_ID = "TKN-9999-9999"
 CALLER_SECRET = f"idt:{CALLER_ID}:{secrets.token_urlsafe(32)}"
-TOKENS = "/public/v1/accounts/api-tokens"
 
 
 def fixture_lines(*, with_caller: bool) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.databases import BACKENDS, create_pg_database_sync, drop_pg_database_sync, pg_url
+from tests.helpers import ACCOUNTS, MODULES, TOKENS
 from tokenhouse.app import OPENAPI_URL, create_app
 from tokenhouse.bootstrap import bootstrap
 from tokenhouse.kit.db import create_engine, session_factory
@@ -48,9 +49,6 @@ from tokenhouse.kit.migrate import upgrade
 from tokenhouse.kit.settings import Settings
 
 KEY = "schemathesis-key-" + "s" * 40
-ACCOUNTS = "/public/v1/accounts/accounts"
-TOKENS = "/public/v1/accounts/api-tokens"
-MODULES = "/public/v1/accounts/modules"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 # Per operation and generation mode: ~34 runs of 15 take about half a minute per database.

@@ -13,6 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.factories import ALL_OF_TYPE, Factory
+from tests.helpers import V1
 from tokenhouse.accounts.repository import RESOURCE as ACCOUNTS
 from tokenhouse.accounts.schemas import AccountOut
 from tokenhouse.kit.rql import Collection, Obj, Resource, Scalar
@@ -21,7 +22,6 @@ from tokenhouse.modules.schemas import ModuleOut
 from tokenhouse.tokens.repository import RESOURCE as TOKENS
 from tokenhouse.tokens.schemas import TokenOut
 
-V1 = "/public/v1/accounts"
 # The kind of a query field -> the Python type of its documented value.
 KINDS = {"string": str, "enum": str, "datetime": str, "number": int, "boolean": bool}
 # Wire-only members: the `$meta` a response may carry.

@@ -5,20 +5,16 @@ import json
 import re
 import struct
 import zlib
-from http import HTTPStatus
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.factories import Factory, Issued
+from tests.helpers import ACCOUNTS, TIMESTAMP, TOKENS, problem
 
-ACCOUNTS = "/public/v1/accounts/accounts"
-TOKENS = "/public/v1/accounts/api-tokens"
-TRACE_ID = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-00$")
 ACCOUNT_ID = re.compile(r"^ACC-\d{4}-\d{4}$")
 GROUP_ID = re.compile(r"^UGR-\d{4}-\d{4}$")
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 MIB = 1024 * 1024
 
 FULL = {
@@ -47,20 +43,6 @@ def tiny_png() -> bytes:
     pixels = zlib.compress(b"\x00\x00\x00\x00\x00")
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
             + chunk(b"IEND", b""))
-
-
-def problem(response: httpx.Response, status: int, *errors: str) -> dict[str, Any]:
-    """Assert an RFC 7807 problem with this status (and these keys in `errors`)."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status
-    assert body["title"] == HTTPStatus(status).phrase
-    assert body["type"]
-    assert TRACE_ID.match(body["traceId"]), body
-    for key in errors:
-        assert key in body.get("errors", {}), body
-    return body
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:

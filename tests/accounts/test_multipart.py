@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 import httpx
 
 from tests.factories import Factory
-from tests.helpers import problem
+from tests.helpers import ACCOUNTS, problem
 from tokenhouse.accounts.router import MAX_FORM_BYTES, MAX_ICON_BYTES
 from tokenhouse.kit.wire import MAX_JSON_BYTES
 
-ACCOUNTS = "/public/v1/accounts/accounts"
 BOUNDARY = "hostile-boundary"
 CHUNK = 64 * 1024
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16

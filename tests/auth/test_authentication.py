@@ -7,9 +7,7 @@ import time
 import pytest
 from sqlalchemy import event, text
 
-from tests.helpers import TIMESTAMP, TOKENS, problem
-
-MODULES = "/public/v1/accounts/modules"
+from tests.helpers import MODULES, TIMESTAMP, TOKENS, problem
 
 
 @pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz",

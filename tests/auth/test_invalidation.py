@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from tests.conftest import TEST_KEY
 from tests.databases import BACKENDS, create_pg_database, drop_pg_database, pg_url
 from tests.factories import Factory, Issued
+from tests.helpers import TOKENS
 from tests.live_server import LiveServer
 from tests.processes import Server
 from tokenhouse.app import create_app
@@ -31,7 +32,6 @@ from tokenhouse.kit.settings import Settings
 from tokenhouse.kit.timeutil import utcnow
 from tokenhouse.models import Account, ApiToken, Module, token_modules
 
-TOKENS = "/public/v1/accounts/api-tokens"
 LAST_ACCESS_INTERVAL = 0.5
 
 

@@ -27,11 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.factories import Factory
-from tests.helpers import TOKENS, TRACE_ID
+from tests.helpers import ACCOUNTS, MODULES, TOKENS, TRACE_ID
 from tokenhouse.kit.rql.parser import MAX_DEPTH, MAX_TERMS
-
-MODULES = "/public/v1/accounts/modules"
-ACCOUNTS = "/public/v1/accounts/accounts"
 
 COMMON = ["id", "name", "description", "revision", "href", "audit", "audit.created.at",
           "audit.updated.at", "audit.created.by.id", "audit.created.by.name",

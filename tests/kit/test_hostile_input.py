@@ -12,14 +12,12 @@ import pytest
 from fastapi import FastAPI
 
 from tests.factories import Factory
-from tests.helpers import TOKENS, problem
+from tests.helpers import ACCOUNTS, MODULES, TOKENS, problem
 from tokenhouse.kit import paging, problems
 from tokenhouse.kit.limits import MAX_QUERY_BYTES
 from tokenhouse.kit.rql.parser import MAX_DEPTH, MAX_TERMS, MAX_VALUE_LENGTH
 from tokenhouse.kit.wire import MAX_JSON_DEPTH
 
-MODULES = "/public/v1/accounts/modules"
-ACCOUNTS = "/public/v1/accounts/accounts"
 MIB = 1024 * 1024
 JSON = {"Content-Type": "application/json"}
 

@@ -7,11 +7,9 @@ import pytest
 from fastapi import FastAPI
 
 from tests.factories import Factory
-from tests.helpers import TOKENS
+from tests.helpers import MODULES, TOKENS
 from tokenhouse.kit.repository import CACHED_TERMS
 from tokenhouse.tokens import repository as tokens
-
-MODULES = "/public/v1/accounts/modules"
 
 
 def large_filter(seed: int) -> str:

@@ -1,29 +1,16 @@
 """The module catalog (/public/v1/accounts/modules), over HTTP against the real app."""
 
 import re
-from http import HTTPStatus
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.factories import Factory, Issued
+from tests.helpers import MODULES, TIMESTAMP, problem
 
-MODULES = "/public/v1/accounts/modules"
-TRACE_ID = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-00$")
 MODULE_ID = re.compile(r"^MOD-\d{4}$")
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 ACCOUNT_TYPES = {"Client", "Vendor", "Operations"}
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert (body["status"], body["title"]) == (status, HTTPStatus(status).phrase)
-    assert body["type"]
-    assert TRACE_ID.match(body["traceId"]), body
-    return body
 
 
 async def listing(client: httpx.AsyncClient, who: Issued, query: str = "") -> dict[str, Any]:

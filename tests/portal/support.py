@@ -10,11 +10,8 @@ from typing import Any
 import httpx
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
+from tests.helpers import ACCOUNTS, MODULES, TOKENS
 from tests.live_server import LiveServer
-
-TOKENS = "/public/v1/accounts/api-tokens"
-ACCOUNTS = "/public/v1/accounts/accounts"
-MODULES = "/public/v1/accounts/modules"
 
 
 def unique(prefix: str) -> str:

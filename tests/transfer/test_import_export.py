@@ -61,6 +61,7 @@ from tests.databases import (
     pg_fetch,
     pg_url,
 )
+from tests.helpers import ACCOUNTS, MODULES, TOKENS
 from tests.processes import (
     COMMAND_TIMEOUT,
     Server,
@@ -76,9 +77,6 @@ pytestmark = pytest.mark.slow
 
 KEY = "transfer-test-key-" + "t" * 40
 OTHER_KEY = "transfer-other-key-" + "o" * 40
-TOKENS = "/public/v1/accounts/api-tokens"
-ACCOUNTS = "/public/v1/accounts/accounts"
-MODULES = "/public/v1/accounts/modules"
 CATALOG_SIZE = 13  # the module catalog that `tokenhouse migrate` installs
 PARALLEL = 2
 NAMED_LINE = re.compile(r"\bline (\d+):")
