@@ -59,7 +59,7 @@ def account_fields(*, full: bool) -> dict[str, Scalar | Obj | Collection]:
 RESOURCE = Resource("accounts", Obj(account_fields(full=True)), Account.id)
 
 
-def visible(actor: Actor, *, groups: bool = True) -> Select[tuple[Account]]:
+def visible(actor: Actor, *, groups: bool = True) -> Select[Account]:
     """Operations sees every account; a Client or Vendor token only its own. `groups=False`
     leaves the user groups unloaded (and unloadable: the account is then only read)."""
     statement = select(Account).options(selectinload(Account.groups) if groups

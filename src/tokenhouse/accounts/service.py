@@ -78,7 +78,7 @@ async def update_account(*, session: AsyncSession, actor: Actor, account: Accoun
     if data.revision is not None and data.revision != account.revision:
         raise Conflict(f"The account was changed since revision {data.revision}; it is at "
                        f"revision {account.revision}. Read it again and repeat the change.")
-    if "name" in data.model_fields_set:
+    if "name" in data.model_fields_set and data.name is not None:  # None was refused above
         account.name = data.name
     _apply(account, data)
     if icon is not None:

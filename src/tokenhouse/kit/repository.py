@@ -1,5 +1,6 @@
 """Query helpers shared by the domain repositories."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,11 +11,14 @@ from sqlalchemy.orm import Session
 from tokenhouse.kit.rql import Query, Resource
 from tokenhouse.kit.rql.sql import Compiler
 
+# A select of any columns (SQLAlchemy 2.1 types a select by the types of its columns).
+AnySelect = Select[*tuple[Any, ...]]
+
 
 @dataclass(frozen=True)
 class PageStatements:
-    count: Select[Any]
-    rows: Select[Any]
+    count: AnySelect
+    rows: AnySelect
     # Execution options: none, or no compiled cache for a large filter (see CACHED_TERMS).
     options: dict[str, Any]
 
@@ -31,7 +35,7 @@ def cacheable(query: Query) -> bool:
     return query.terms <= CACHED_TERMS
 
 
-def page_statements(statement: Select[Any], resource: Resource, query: Query,
+def page_statements(statement: AnySelect, resource: Resource, query: Query,
                     dialect: str) -> PageStatements:
     """The total and the page of `statement` narrowed by the query's filter, in the query's
     order (ties broken by id). `statement` is already scoped to what the actor may see: the
@@ -46,11 +50,16 @@ def page_statements(statement: Select[Any], resource: Resource, query: Query,
     return PageStatements(count=count, rows=rows, options=options)
 
 
-async def fetch_page(session: AsyncSession, statement: Select[Any], resource: Resource,
+def dialect_name(session: AsyncSession) -> str:
+    """The name of the database `session` talks to: "postgresql" or "sqlite"."""
+    return session.get_bind().dialect.name
+
+
+async def fetch_page(session: AsyncSession, statement: AnySelect, resource: Resource,
                      query: Query) -> tuple[list[Any], int]:
     """One page of the ORM objects `statement` selects, and the total of the filtered set
     (see `page_statements`)."""
-    statements = page_statements(statement, resource, query, session.bind.dialect.name)
+    statements = page_statements(statement, resource, query, dialect_name(session))
     return await run_page(session, statements, query)
 
 
@@ -73,7 +82,8 @@ async def run_page(session: AsyncSession, statements: PageStatements, query: Que
     return await session.run_sync(page)
 
 
-async def new_unique_id(session: AsyncSession, model: Any, make: Any, attempts: int = 8) -> str:
+async def new_unique_id(session: AsyncSession, model: Any, make: Callable[[], str],
+                        attempts: int = 8) -> str:
     """A fresh random id not yet used by `model` (deleted rows are kept, so never reused)."""
     for _ in range(attempts):
         candidate = make()

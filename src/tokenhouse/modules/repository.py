@@ -39,7 +39,7 @@ def module_fields(*, audit: bool) -> dict[str, Scalar | Obj]:
 RESOURCE = Resource("modules", Obj(module_fields(audit=True)), Module.id)
 
 
-def visible(actor: Actor) -> Select[tuple[Module]]:
+def visible(actor: Actor) -> Select[Module]:
     """Operations sees the whole catalog; other accounts see the modules their type may use."""
     statement = select(Module)
     if not actor.is_operations:

@@ -3,13 +3,14 @@
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ARRAY,
     DateTime,
     Select,
     String,
+    Table,
     bindparam,
     literal,
     or_,
@@ -25,7 +26,13 @@ from tokenhouse.accounts.models import Account
 from tokenhouse.accounts.repository import account_fields
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit.audit import audit_schema
-from tokenhouse.kit.repository import PageStatements, cacheable, page_statements, run_page
+from tokenhouse.kit.repository import (
+    PageStatements,
+    cacheable,
+    dialect_name,
+    page_statements,
+    run_page,
+)
 from tokenhouse.kit.rql import Collection, Obj, Query, Resource, Scalar
 from tokenhouse.modules.models import Module
 from tokenhouse.modules.repository import module_fields
@@ -59,23 +66,20 @@ RESOURCE = Resource("api-tokens", Obj({
 }), ApiToken.id)
 
 
-def visible(actor: Actor, *columns: Any) -> Select[Any]:
+def visible(actor: Actor) -> Select[ApiToken]:
     """The tenant scope, written once (here and in `_scope`): Operations sees every token
     (Deleted included); a Client or Vendor token sees its own account's tokens that are not
     Deleted. Every read of tokens on behalf of an actor starts here, and query filters are
     only ever ANDed to it.
 
-    Selects the tokens with their accounts, or only `columns` if given (the account is
-    joined either way: filters and orders may name its fields)."""
-    if columns:
-        statement = select(*columns).join(ApiToken.account)
-    else:
-        statement = (select(ApiToken).join(ApiToken.account)
-                     .options(contains_eager(ApiToken.account)))
+    Selects the tokens with their accounts (joined: filters and orders may name its
+    fields)."""
+    statement = (select(ApiToken).join(ApiToken.account)
+                 .options(contains_eager(ApiToken.account)))
     return _scope(statement, operations=actor.is_operations, account=actor.account_id)
 
 
-def _scope(statement: Select[Any], *, operations: bool, account: Any) -> Select[Any]:
+def _scope[*Ts](statement: Select[*Ts], *, operations: bool, account: Any) -> Select[*Ts]:
     if not operations:
         statement = statement.where(ApiToken.account_id == account,
                                     ApiToken.status != TokenStatus.DELETED)
@@ -106,7 +110,7 @@ async def list_visible(session: AsyncSession, actor: Actor,
                        query: Query) -> tuple[list[PageRow], int]:
     """One page of the tokens visible to the actor (only the columns of PageRow: the
     representations come from the views; see tokens/service.py), and the total."""
-    statements = list_statements(actor, query, session.bind.dialect.name)
+    statements = list_statements(actor, query, dialect_name(session))
     rows, total = await run_page(session, statements, query, params=scope_params(actor),
                                  objects=False)
     return [PageRow(*row) for row in rows], total
@@ -158,7 +162,7 @@ async def insert_new(session: AsyncSession, token: ApiToken) -> bool:
     Ids are random, so a clash is rare but possible; ON CONFLICT makes it one statement
     instead of a look-up before every insert, and it holds against a concurrent insert."""
     values = {column.key: getattr(token, column.key) for column in _TOKENS.columns}
-    statement = _INSERT_NEW[session.bind.dialect.name]
+    statement = _INSERT_NEW[dialect_name(session)]
     if (await session.execute(statement, values)).first() is None:
         return False
     await session.execute(token_modules.insert(), [
@@ -166,7 +170,8 @@ async def insert_new(session: AsyncSession, token: ApiToken) -> bool:
     return True
 
 
-_TOKENS = ApiToken.__table__
+# A Table: declarative types `__table__` as any FromClause, which insert() and update() refuse.
+_TOKENS = cast(Table, ApiToken.__table__)
 # Built once: a statement reused is not built and fingerprinted again on every create.
 _INSERT_NEW = {name: insert(_TOKENS).on_conflict_do_nothing(index_elements=[_TOKENS.c.id])
                .returning(_TOKENS.c.id)
@@ -183,10 +188,9 @@ _LAST_ACCESS_PG = text(
 ).bindparams(bindparam("ids", type_=ARRAY(String())),
              bindparam("ats", type_=ARRAY(DateTime(timezone=True))))
 _LAST_ACCESS = (
-    update(ApiToken.__table__)
-    .where(ApiToken.__table__.c.id == bindparam("tid"),
-           or_(ApiToken.__table__.c.last_access_at.is_(None),
-               ApiToken.__table__.c.last_access_at < bindparam("at")))
+    update(_TOKENS)
+    .where(_TOKENS.c.id == bindparam("tid"),
+           or_(_TOKENS.c.last_access_at.is_(None), _TOKENS.c.last_access_at < bindparam("at")))
     .values(last_access_at=bindparam("at"))
 )
 

@@ -152,7 +152,7 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     if data.revision is not None and data.revision != token.revision:
         raise Conflict(f"The API token was changed since revision {data.revision}; it is at "
                        f"revision {token.revision}. Read it again and repeat the change.")
-    if "name" in given:
+    if "name" in given and data.name is not None:  # None was refused above
         token.name = data.name
     if "description" in given:
         token.description = data.description

@@ -7,7 +7,7 @@ each node says whether it is in the default shape.
 """
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -41,7 +41,7 @@ class Scalar:
 
 @dataclass(frozen=True)
 class Obj:
-    fields: dict[str, "Field"]
+    fields: Mapping[str, "Field"]
     default: bool = True
     # For `eq(obj,null())`: an expression that is NULL exactly when the object is absent.
     presence: Any = None

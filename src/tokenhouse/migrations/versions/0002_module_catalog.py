@@ -55,7 +55,7 @@ CATALOG = [
 ]
 
 
-def _table() -> sa.Table:
+def _table() -> sa.TableClause:
     return sa.table(
         "modules",
         sa.column("id", sa.String), sa.column("name", sa.String),
