@@ -69,7 +69,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the running app; the database is emptied (but for the module
     catalog) before each test."""
-    async with app.state.sessions() as session:
+    async with app.state.runtime.sessions() as session:
         for statement in (delete(token_modules), delete(ApiToken), delete(UserGroup),
                           delete(AccountIcon), delete(Account)):
             await session.execute(statement)

@@ -48,12 +48,12 @@ class Factory:
 
     async def modules(self) -> dict[str, str]:
         """Module name -> id, for the whole catalog."""
-        async with self.app.state.sessions() as session:
+        async with self.app.state.runtime.sessions() as session:
             return {m.name: m.id for m in await all_modules(session)}
 
     async def account(self, type: str = "Client", name: str | None = None,
                       disabled: bool = False) -> dict[str, Any]:
-        async with self.app.state.sessions() as session:
+        async with self.app.state.runtime.sessions() as session:
             actor, _ = await self._system(session)
             account = await accounts.create_account(
                 session=session, actor=actor,
@@ -67,7 +67,7 @@ class Factory:
                     name: str | None = None, status: str = "Active") -> Issued:
         """A token of `account_id` holding `modules` (names; ALL_OF_TYPE: every module the
         account's type may use), moved to `status` through the service."""
-        async with self.app.state.sessions() as session:
+        async with self.app.state.runtime.sessions() as session:
             actor, catalog = await self._system(session)
             account = await accounts.get_account(session=session, actor=actor,
                                                  account_id=account_id)
@@ -77,7 +77,7 @@ class Factory:
                 by_name = {m.name: m.id for m in catalog}
                 chosen = [by_name[name] for name in modules]
             token, secret = await tokens.create_token(
-                session=session, actor=actor, key=self.app.state.hmac_key,
+                session=session, actor=actor, key=self.app.state.runtime.hmac_key,
                 data=TokenCreate(name=name or self._name("Token"), account=Ref(id=account_id),
                                  modules=[Ref(id=i) for i in chosen]))
             if status in ("Disabled", "Deleted"):

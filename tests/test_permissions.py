@@ -175,7 +175,7 @@ async def make_world(app: FastAPI, factory: Factory) -> World:
     }
     account_d = (await factory.account("Client"))["id"]
     tokens["disabled_account"] = await factory.token(account_d, ALL_OF_TYPE)
-    async with app.state.sessions() as session:
+    async with app.state.runtime.sessions() as session:
         catalog = await all_modules(session)
         actor = system_actor(frozenset(m.name for m in catalog), frozenset(m.id for m in catalog))
         account = await accounts.get_account(session=session, actor=actor, account_id=account_d)
@@ -249,7 +249,7 @@ async def test_services_check_the_permission_themselves(app: FastAPI,
     """A caller that is not a route (the command line, the web page's future server side)
     is held to the same rules by the services."""
     tenant = await factory.tenant(modules=("Marketplace",))
-    async with app.state.sessions() as session:
+    async with app.state.runtime.sessions() as session:
         actor = await _actor_of(app, tenant)
         token = await tokens.get_token(session=session, actor=actor, token_id=tenant.id,
                                        for_update=True)
@@ -265,8 +265,8 @@ async def test_services_check_the_permission_themselves(app: FastAPI,
 
 
 async def _actor_of(app: FastAPI, issued: Issued) -> Actor:
-    return await authenticate(sessions=app.state.sessions, secret=issued.secret,
-                              key=app.state.hmac_key)
+    return await authenticate(sessions=app.state.runtime.sessions, secret=issued.secret,
+                              key=app.state.runtime.hmac_key)
 
 
 async def test_a_bad_body_is_400_before_the_state_or_revision_is_409(

@@ -28,6 +28,7 @@ from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.modules.router import router as modules_router
 from tokenhouse.portal.router import mount as mount_portal
 from tokenhouse.portal.router import router as portal_router
+from tokenhouse.runtime import Runtime
 from tokenhouse.tokens.last_access import LastAccessRecorder
 from tokenhouse.tokens.router import router as tokens_router
 from tokenhouse.tokens.views import TokenViews
@@ -46,27 +47,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         folding_tables()  # built once at start, not on the first ilike query
         engine = create_engine(settings)
-        app.state.engine = engine
-        app.state.credentials = CredentialCache(settings.credential_cache_size)
-        app.state.token_views = TokenViews(settings.token_view_cache_size)
-        app.state.modules = ModuleCatalog()
-        caches = [app.state.credentials, app.state.token_views, app.state.modules]
-        # Sessions carry the caches, so that a commit drops what it invalidated at once.
-        info = local(caches)
-        app.state.sessions = session_factory(engine, info=info)
-        app.state.hmac_key = hmac_key
-        app.state.last_access = LastAccessRecorder(app.state.sessions,
-                                                   settings.last_access_interval)
-        listener = InvalidationListener(engine, info, on_seen=app.state.last_access.heard)
-        app.state.invalidation = listener
+        credentials = CredentialCache(settings.credential_cache_size)
+        token_views = TokenViews(settings.token_view_cache_size)
+        modules = ModuleCatalog()
+        info = local([credentials, token_views, modules])
+        sessions = session_factory(engine, info=info)
+        last_access = LastAccessRecorder(sessions, settings.last_access_interval)
+        listener = InvalidationListener(engine, info, on_seen=last_access.heard)
+        app.state.runtime = Runtime(engine=engine, sessions=sessions, hmac_key=hmac_key,
+                                    credentials=credentials, token_views=token_views,
+                                    modules=modules, last_access=last_access,
+                                    invalidation=listener)
         await listener.start()
-        app.state.last_access.start()
+        last_access.start()
         _tune_garbage_collection()
         try:
             yield
         finally:
             # Runs after in-flight requests finished: nothing recorded is lost on a clean stop.
-            await app.state.last_access.stop()
+            await last_access.stop()
             await listener.stop()
             await engine.dispose()
 

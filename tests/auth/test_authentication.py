@@ -36,13 +36,13 @@ async def test_a_secret_without_the_shape_of_one_never_reaches_the_database(app,
         if "auth_changes" not in statement:
             seen.append(statement)
 
-    event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
+    event.listen(app.state.runtime.engine.sync_engine, "before_cursor_execute", record)
     try:
         for secret in shapes:
             problem(await client.get(TOKENS, headers={"Authorization": f"Bearer {secret}"}),
                     401)
     finally:
-        event.remove(app.state.engine.sync_engine, "before_cursor_execute", record)
+        event.remove(app.state.runtime.engine.sync_engine, "before_cursor_execute", record)
     assert seen == []
 
 
@@ -96,7 +96,7 @@ async def test_last_access_is_seen_at_once_and_written_in_the_background(client,
     # The flusher runs every 0.2 s in tests; the database catches up without a request.
     stored = None
     for _ in range(50):
-        async with app.state.sessions() as session:
+        async with app.state.runtime.sessions() as session:
             stored = await session.scalar(
                 text("SELECT last_access_at FROM api_tokens WHERE id = :id"), {"id": target.id})
         if stored is not None:
@@ -118,14 +118,14 @@ async def test_a_burst_of_requests_is_at_most_one_write_per_interval(client, fac
             if admin.id in text:
                 writes.append(time.monotonic())
 
-    engine = app.state.engine.sync_engine
+    engine = app.state.runtime.engine.sync_engine
     event.listen(engine, "before_cursor_execute", count)
     try:
         started = time.monotonic()
         for _ in range(50):
             await client.get(MODULES, headers=admin.headers)
         elapsed = time.monotonic() - started
-        await app.state.last_access.flush()
+        await app.state.runtime.last_access.flush()
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert 1 <= len(writes) <= elapsed / 0.2 + 2, (len(writes), elapsed)
@@ -140,7 +140,7 @@ async def test_the_database_holds_no_secret(client, factory, app, backend):
         "modules": [{"id": modules["Billing"]}]})).json()
     secrets = [admin.secret, created["token"]]
     randoms = [s.split(":")[2] for s in secrets]
-    async with app.state.sessions() as session:
+    async with app.state.runtime.sessions() as session:
         if backend == "sqlite":
             tables = [r[0] for r in await session.execute(
                 text("SELECT name FROM sqlite_master WHERE type = 'table'"))]
@@ -162,11 +162,11 @@ async def test_a_flush_writes_every_token_in_chunks(client, factory, app, monkey
     admin = await factory.admin()
     issued = [await factory.token(admin.account_id) for _ in range(5)]
     monkeypatch.setattr(last_access, "CHUNK", 2)  # three transactions for five tokens
-    await app.state.last_access.flush()  # what the factory's requests noted
+    await app.state.runtime.last_access.flush()  # what the factory's requests noted
     for token in issued:
-        app.state.last_access.touch(token.id)
-    assert await app.state.last_access.flush() == 5
-    async with app.state.sessions() as session:
+        app.state.runtime.last_access.touch(token.id)
+    assert await app.state.runtime.last_access.flush() == 5
+    async with app.state.runtime.sessions() as session:
         stored = (await session.execute(
             text("SELECT id, last_access_at FROM api_tokens WHERE id IN "
                  "(:a, :b, :c, :d, :e)"), dict(zip("abcde", [t.id for t in issued],

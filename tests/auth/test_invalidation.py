@@ -271,7 +271,7 @@ async def test_a_disable_reaches_the_other_process_after_the_clean_up_emptied_th
             assert await within_a_second(other, token.secret, refused)
         assert (await answers(other, target.secret)).status_code == 200
         # The clean-up runs (its clock ten minutes on): every announcement goes.
-        await one.state.invalidation.clean_up(now=utcnow() + invalidation.KEEP
+        await one.state.runtime.invalidation.clean_up(now=utcnow() + invalidation.KEEP
                                               + timedelta(seconds=1))
         assert (await client.post(f"{TOKENS}/{target.id}/disable")).status_code == 200
     assert await within_a_second(other, target.secret, refused), \
@@ -286,7 +286,7 @@ async def test_a_token_disabled_through_the_orm_alone_is_refused_everywhere(
     one, other = two_apps
     _, [token] = await issued(one)
     await warm_apps((one, other), token)
-    async with one.state.sessions() as session:
+    async with one.state.runtime.sessions() as session:
         row = await session.get(ApiToken, token.id)
         assert row is not None
         row.status = "Disabled"
@@ -300,7 +300,7 @@ async def test_a_token_renamed_by_a_core_update_shows_everywhere(
     one, other = two_apps
     _, [token] = await issued(one)
     await warm_apps((one, other), token)
-    async with one.state.sessions() as session:
+    async with one.state.runtime.sessions() as session:
         await session.execute(update(ApiToken).where(ApiToken.id == token.id)
                               .values(name="renamed"))
         await session.commit()
@@ -315,7 +315,7 @@ async def test_a_module_linked_by_a_core_insert_shows_everywhere(
     one, other = two_apps
     _, [token] = await issued(one)
     await warm_apps((one, other), token)
-    async with one.state.sessions() as session:
+    async with one.state.runtime.sessions() as session:
         billing = await session.scalar(select(Module.id).where(Module.name == "Billing"))
         await session.execute(token_modules.insert(), [{"token_id": token.id,
                                                         "module_id": billing}])
@@ -331,7 +331,7 @@ async def test_an_account_disabled_through_the_orm_alone_is_refused_everywhere(
     one, other = two_apps
     _, [token] = await issued(one)
     await warm_apps((one, other), token)
-    async with one.state.sessions() as session:
+    async with one.state.runtime.sessions() as session:
         account = await session.get(Account, token.account_id)
         assert account is not None
         account.status = "Disabled"
@@ -346,7 +346,7 @@ async def test_a_module_renamed_through_the_orm_alone_shows_everywhere(
     one, other = two_apps
     _, [token] = await issued(one)
     await warm_apps((one, other), token)
-    async with one.state.sessions() as session:
+    async with one.state.runtime.sessions() as session:
         module = await session.scalar(select(Module).where(Module.name == "Access Management"))
         assert module is not None
         module.name = "Renamed"
@@ -361,11 +361,11 @@ async def test_a_rolled_back_change_drops_nothing(two_apps: tuple[FastAPI, FastA
     one, _ = two_apps
     _, [token] = await issued(one)
     await warm_apps((one,), token)
-    before = len(one.state.credentials)
-    async with one.state.sessions() as session:
+    before = len(one.state.runtime.credentials)
+    async with one.state.runtime.sessions() as session:
         row = await session.get(ApiToken, token.id)
         assert row is not None
         row.name = "never"
         await session.flush()
         await session.rollback()
-    assert len(one.state.credentials) == before
+    assert len(one.state.runtime.credentials) == before

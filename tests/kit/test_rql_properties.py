@@ -787,7 +787,7 @@ async def world(app: Any, client: Any, factory: Any) -> World:
             elif action == "delete":
                 response = await client.delete(url, headers=headers)
             elif action == "no modules":
-                async with app.state.sessions() as session:
+                async with app.state.runtime.sessions() as session:
                     await session.execute(delete(token_modules).where(
                         token_modules.c.token_id == token["id"]))
                     await session.commit()

@@ -23,7 +23,7 @@ def large_filter(seed: int) -> str:
 
 def kept(app: FastAPI) -> tuple[int, int]:
     """Statements kept by SQLAlchemy (compiled) and by the tokens repository (built)."""
-    compiled = app.state.engine.sync_engine._compiled_cache
+    compiled = app.state.runtime.engine.sync_engine._compiled_cache
     return len(compiled) if compiled is not None else 0, \
         tokens._list_statements.cache_info().currsize
 

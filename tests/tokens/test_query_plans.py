@@ -35,12 +35,12 @@ async def crowded(client, app, backend):
                                                            "Deleted"]),
                "revision": 1, "created_at": start + timedelta(minutes=rng.randrange(500_000))}
               for a in range(ACCOUNTS) for t in range(TOKENS_EACH)]
-    async with app.state.sessions() as session:
+    async with app.state.runtime.sessions() as session:
         connection = await session.connection()
         await connection.execute(insert(Account.__table__), accounts)
         await connection.execute(insert(ApiToken.__table__), tokens)
         await session.commit()
-    async with app.state.engine.connect() as connection:
+    async with app.state.runtime.engine.connect() as connection:
         await connection.execute(text("ANALYZE api_tokens"))
         await connection.execute(text("ANALYZE accounts"))
         await connection.commit()
@@ -49,9 +49,9 @@ async def crowded(client, app, backend):
 
 
 async def explain(app, statement) -> str:
-    compiled = statement.compile(dialect=app.state.engine.dialect,
+    compiled = statement.compile(dialect=app.state.runtime.engine.dialect,
                                  compile_kwargs={"literal_binds": True})
-    async with app.state.engine.connect() as connection:
+    async with app.state.runtime.engine.connect() as connection:
         rows = await connection.execute(text(f"EXPLAIN {compiled}"))
         return "\n".join(row[0] for row in rows)
 

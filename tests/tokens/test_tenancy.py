@@ -25,7 +25,7 @@ def statements(app: FastAPI) -> Iterator[list[str]]:
         if "auth_changes" not in statement:
             seen.append(statement)
 
-    engine = app.state.engine.sync_engine
+    engine = app.state.runtime.engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen

@@ -18,7 +18,7 @@ async def test_a_cached_view_never_widens_what_a_tenant_sees(client, factory, ap
     narrow = await factory.token(mine.account_id, ("Marketplace",))
     # The operator's read puts their token's view in memory ...
     assert (await client.get(f"{TOKENS}/{theirs.id}", headers=admin.headers)).status_code == 200
-    assert app.state.token_views.get(theirs.id) is not None
+    assert app.state.runtime.token_views.get(theirs.id) is not None
     # ... which changes nothing for anyone else.
     problem(await client.get(f"{TOKENS}/{theirs.id}", headers=mine.headers), 404)
     problem(await client.get(f"{TOKENS}/{theirs.id}", headers=narrow.headers), 403)
@@ -63,7 +63,7 @@ async def test_the_in_memory_rule_is_the_sql_rule(client, factory, app, kind):
             await factory.token(account["id"], status=status)
     actor = Actor(account_id=actor_account["id"], account_type=kind,
                   modules=frozenset({"Access Management"}), module_ids=frozenset())
-    async with app.state.sessions() as session:
+    async with app.state.runtime.sessions() as session:
         seen = set(await session.scalars(select(ApiToken.id).where(ApiToken.id.in_(
             repository.visible(actor).with_only_columns(ApiToken.id).scalar_subquery()))))
         rows = (await session.execute(
@@ -97,9 +97,9 @@ async def test_a_page_never_shows_an_older_revision_than_the_database(client, fa
     tenant = await factory.tenant("Client")
     assert (await client.get(TOKENS, headers=tenant.headers)).json()["data"][0]["name"] != (
         "changed elsewhere")
-    assert app.state.token_views.get(tenant.id) is not None  # the page stored its view
+    assert app.state.runtime.token_views.get(tenant.id) is not None  # the page stored its view
     # On a connection outside any session, so no change is published: as if out of sight.
-    async with app.state.engine.begin() as connection:
+    async with app.state.runtime.engine.begin() as connection:
         await connection.execute(update(ApiToken).where(ApiToken.id == tenant.id).values(
             name="changed elsewhere", revision=ApiToken.revision + 1))
     page = (await client.get(TOKENS, headers=tenant.headers)).json()

@@ -38,12 +38,12 @@ PG_LOGS = Path("/var/log/postgresql")
 
 
 def hash_of(app: FastAPI, secret: str) -> str:
-    return hmac.new(app.state.hmac_key, secret.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(app.state.runtime.hmac_key, secret.encode(), hashlib.sha256).hexdigest()
 
 
 async def secret_hash_indexes(app: FastAPI, backend: str) -> list[tuple[str, bool]]:
     """(name, unique) of every index or unique constraint over api_tokens.secret_hash."""
-    async with app.state.sessions() as session:
+    async with app.state.runtime.sessions() as session:
         if backend == "postgresql":
             rows = await session.execute(text(
                 "SELECT i.relname, x.indisunique FROM pg_index x "
@@ -72,7 +72,7 @@ async def test_a_hash_stored_on_another_token_authenticates_nothing_but_its_own(
     account = await factory.account()
     own = await factory.token(account["id"], ("Access Management",))
     other = await factory.token(account["id"], ("Billing", "Helpdesk"))
-    async with app.state.sessions() as session:
+    async with app.state.runtime.sessions() as session:
         await session.execute(text("UPDATE api_tokens SET secret_hash = :h WHERE id = :id"),
                               {"h": hash_of(app, own.secret), "id": other.id})
         await session.commit()
@@ -96,7 +96,7 @@ async def test_a_database_error_names_no_secret_hash(app: FastAPI, factory: Fact
     row = {"id": held.id, "account_id": account["id"], "name": "clash", "status": "Active",
            "secret_hash": held_hash, "revision": 1,
            "created_at": datetime(2025, 1, 1, tzinfo=UTC)}
-    async with app.state.sessions() as session:
+    async with app.state.runtime.sessions() as session:
         with pytest.raises(IntegrityError) as failed:
             await repository.insert_rows(session, repository.TABLES["api_tokens"], [row])
         await session.rollback()

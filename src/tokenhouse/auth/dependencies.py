@@ -10,6 +10,7 @@ from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.permissions import Permission
 from tokenhouse.auth.service import authenticate
 from tokenhouse.kit.problems import Unauthorized
+from tokenhouse.runtime import runtime
 
 
 async def current_actor(request: Request) -> Actor:
@@ -19,15 +20,15 @@ async def current_actor(request: Request) -> Actor:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthorized("Use the Bearer scheme: 'Authorization: Bearer <token>'.")
-    state = request.app.state
+    held = runtime(request)
     # Authentication reads in a session of its own, opened only when the credential is not
     # in memory: on the hot path (a cached credential, a route served from memory) no
     # session is created at all. It reads committed data only, so it needs no part in the
     # route's unit of work.
-    actor = await authenticate(sessions=state.sessions, secret=secret.strip(),
-                               key=state.hmac_key, cache=state.credentials)
+    actor = await authenticate(sessions=held.sessions, secret=secret.strip(),
+                               key=held.hmac_key, cache=held.credentials)
     if actor.token_id is not None:
-        state.last_access.touch(actor.token_id)
+        held.last_access.touch(actor.token_id)
     return actor
 
 

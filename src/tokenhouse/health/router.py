@@ -3,11 +3,12 @@
 import asyncio
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from tokenhouse.kit.problems import RETRY_AFTER, ServiceUnavailable
+from tokenhouse.runtime import Resources
 
 log = logging.getLogger("tokenhouse.health")
 router = APIRouter(tags=["Health"])
@@ -22,10 +23,10 @@ async def healthz() -> JSONResponse:
 
 
 @router.get("/readyz", summary="Readiness (the database answers)")
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(resources: Resources) -> JSONResponse:
     try:
         async with asyncio.timeout(READY_TIMEOUT), \
-                request.app.state.engine.connect() as connection:
+                resources.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as exc:
         # The kind of failure to the log only: a driver's message may quote more than it

@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import JSON, MetaData, event, exc
@@ -93,10 +93,17 @@ def session_factory(engine: AsyncEngine,
     return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
+class HasSessions(Protocol):
+    """What the unit of work needs of the app's runtime (tokenhouse/runtime.py)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+
+
 async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's one transaction: committed here when the route returns, rolled back on
     any error. Services and repositories never commit."""
-    session = request.app.state.sessions()
+    held: HasSessions = request.app.state.runtime
+    session = held.sessions()
     try:
         yield session
         # A request served from memory never began a transaction: nothing to commit.

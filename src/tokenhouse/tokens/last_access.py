@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tokenhouse.kit.outage import unavailable
 from tokenhouse.kit.invalidation import Seen, publish
+from tokenhouse.kit.outage import unavailable
 from tokenhouse.kit.tasks import cancel
 from tokenhouse.kit.timeutil import as_utc, utcnow
 from tokenhouse.tokens import repository

@@ -1,0 +1,37 @@
+"""What the app holds for its lifetime, made once by its lifespan (app.py) and given to the
+routes as a typed dependency (`Resources`), instead of untyped attributes of `app.state`."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from tokenhouse.auth.cache import CredentialCache
+from tokenhouse.kit.invalidation import InvalidationListener
+from tokenhouse.modules.catalog import ModuleCatalog
+from tokenhouse.tokens.last_access import LastAccessRecorder
+from tokenhouse.tokens.views import TokenViews
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    engine: AsyncEngine
+    # Sessions carry this process's caches, so that a commit drops what it changed at once.
+    sessions: async_sessionmaker[AsyncSession]
+    # The key of the keyed hash of secrets (kit/crypto.py).
+    hmac_key: bytes
+    credentials: CredentialCache
+    token_views: TokenViews
+    modules: ModuleCatalog
+    last_access: LastAccessRecorder
+    invalidation: InvalidationListener
+
+
+def runtime(request: Request) -> Runtime:
+    """The app's runtime, for routes and their dependencies."""
+    held: Runtime = request.app.state.runtime
+    return held
+
+
+Resources = Annotated[Runtime, Depends(runtime)]
