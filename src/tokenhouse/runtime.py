@@ -28,10 +28,16 @@ class Runtime:
     invalidation: InvalidationListener
 
 
+async def resources(request: Request) -> Runtime:
+    """The dependency behind `Resources`. Async on purpose: FastAPI runs a plain `def`
+    dependency in a worker thread, which cost a read (the hot path) twice its CPU."""
+    return runtime(request)
+
+
 def runtime(request: Request) -> Runtime:
     """The app's runtime, for routes and their dependencies."""
     held: Runtime = request.app.state.runtime
     return held
 
 
-Resources = Annotated[Runtime, Depends(runtime)]
+Resources = Annotated[Runtime, Depends(resources)]
