@@ -21,7 +21,7 @@ def hash_secret(key: bytes, secret: str) -> str:
 
 # `idt:<token id>:<random part>`. The random part is 43 characters here (32 bytes, URL-safe
 # base64); a longer one (another issuer's, imported as a hash) is accepted up to 256.
-SECRET_SHAPE = re.compile(r"idt:(TKN-[0-9]{4}-[0-9]{4}):[A-Za-z0-9_-]{43,256}")
+SECRET_SHAPE = re.compile(rf"{SECRET_PREFIX}:(TKN-[0-9]{{4}}-[0-9]{{4}}):[A-Za-z0-9_-]{{43,256}}")
 
 
 def token_id_of(secret: str) -> str | None:
