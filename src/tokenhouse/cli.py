@@ -1,6 +1,7 @@
 """The `tokenhouse` command: serve, migrate, bootstrap."""
 
 import asyncio
+import copy
 import json
 import os
 import secrets
@@ -66,8 +67,21 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     # trusts it from 127.0.0.1, which lets a local caller write any client address into the
     # access log (and into anything that will read the client's address).
     uvicorn.run("tokenhouse.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level=settings.log_level, timeout_graceful_shutdown=30,
+                workers=workers, log_level=settings.log_level,
+                log_config=_log_config(settings.log_level), timeout_graceful_shutdown=30,
                 server_header=False, http=BoundedHttpToolsProtocol, proxy_headers=False)
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's own logging, and the service's loggers (`tokenhouse.*`) through the same
+    handler at the same level: without it their warnings reached stderr unformatted and
+    their information (cache stats at shutdown) not at all."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["tokenhouse"] = {"handlers": ["default"], "level": level.upper(),
+                                      "propagate": False}
+    return config
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

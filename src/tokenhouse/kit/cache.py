@@ -44,6 +44,10 @@ class TaggedCache[V]:
         self._by_account: dict[str, set[str]] = {}
         self._max = max_entries
         self._generation = 0
+        # Answers from memory and answers not there (while enabled), for operators and
+        # `make bench` (logged at shutdown, see app.py).
+        self.hits = 0
+        self.misses = 0
         # Off until this process receives changes (and again whenever it cannot): a cache
         # that might miss a change must not answer.
         self.enabled = False
@@ -62,10 +66,13 @@ class TaggedCache[V]:
             return None
         entry = self._entries.get(key)
         if entry is None:
+            self.misses += 1
             return None
         if time.monotonic() - entry.stored_at > SAFETY_TTL:
             self._drop(key)
+            self.misses += 1
             return None
+        self.hits += 1
         self._entries.move_to_end(key)
         value: V = entry.value
         return value
