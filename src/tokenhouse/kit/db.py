@@ -1,5 +1,8 @@
 """Database engine, the declarative base, and the one unit of work per request."""
 
+import asyncio
+import re
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol
@@ -7,6 +10,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import Depends, Request
 from sqlalchemy import JSON, MetaData, event, exc
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection, Engine, ExecutionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -14,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.util import await_only
 
 from tokenhouse.kit.rql.folding import fold
 from tokenhouse.kit.settings import Settings, private_sqlite_file
@@ -61,6 +66,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(url, hide_parameters=True, **kwargs)
     if settings.is_embedded:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        Writer().serve(engine)
     else:
         event.listen(engine.sync_engine.pool, "checkout", _drop_closed)
     return engine
@@ -85,6 +91,129 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
     # Unicode case folding for ilike (SQLite's own lower() knows only ASCII).
     dbapi_connection.create_function("th_fold", 1, fold, deterministic=True)
+
+
+# What takes SQLite's write lock: the statements on which the driver (sqlite3, in its legacy
+# transaction mode) opens a transaction itself. Anything before them in a unit of work ran
+# outside any transaction, one statement at a time.
+_WRITES = re.compile(r"\s*(?:INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
+class Writer:
+    """This process's one SQLite writer, taken by the database layer itself, so that no
+    caller can forget it (or take it in the wrong place).
+
+    SQLite lets one connection write at a time. Without this, every pooled connection that
+    writes contends for the file's lock inside SQLite, whose busy handler waits by sleeping
+    (1, 2, 5, 10 ... 100 ms), so a queue of writers took seconds (issue 10). Here the writes of
+    one process take turns in an asyncio lock instead: the next writer starts the moment the
+    previous one commits, and SQLite's busy wait is left to writers of other processes.
+
+    The lock is taken before a unit of work's first write statement, or before a read that
+    declares the intent to write (SELECT ... FOR UPDATE, which SQLite otherwise ignores), and
+    the transaction is begun there with BEGIN IMMEDIATE: its reads and writes then see one
+    snapshot that no other writer can change underneath (a deferred transaction upgraded to
+    a write after another commit fails at once with SQLITE_BUSY_SNAPSHOT, and a read before
+    it could let a concurrent change make a `revision` check fail spuriously). It is given
+    back when that transaction ends: the connection's commit or rollback, or the connection
+    being returned, closed or invalidated (an error, a cancelled task, garbage collection),
+    so no path keeps it.
+
+    Reads never wait for it (WAL: they read the last committed state), and it is never held
+    while a request's body arrives: routes read the body before their first write."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._holder: Any = None  # the DBAPI connection whose transaction holds the lock
+        self._task: asyncio.Task[Any] | None = None
+
+    def serve(self, engine: AsyncEngine) -> None:
+        """Put the writer in the way of `engine`'s writes (SQLite only)."""
+        sync = engine.sync_engine
+        event.listen(sync, "before_cursor_execute", self._before_execute)
+        for name in ("reset", "invalidate", "close"):
+            event.listen(sync.pool, name, self._returned)
+        event.listen(sync.pool, "close_detached", self.release)
+        # After the DBAPI commit or rollback, not before: SQLAlchemy's own commit and
+        # rollback events run before it, and a next writer let in then would meet the lock
+        # still held inside SQLite, and sleep in its busy handler.
+        dialect = sync.dialect
+        commit, rollback = dialect.do_commit, dialect.do_rollback
+
+        def do_commit(connection: Any) -> None:
+            commit(connection)
+            # A failed commit keeps the lock: the rollback that follows gives it back.
+            self.release(connection.dbapi_connection)
+
+        def do_rollback(connection: Any) -> None:
+            try:
+                rollback(connection)
+            finally:
+                self.release(connection.dbapi_connection)
+
+        dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
+        dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
+        _WRITERS[sync] = self
+
+    @property
+    def held(self) -> bool:
+        return self._holder is not None
+
+    def _before_execute(self, conn: Connection, _cursor: Any, statement: str, _parameters: Any,
+                        context: ExecutionContext | None, _executemany: bool) -> None:
+        dbapi_connection = conn.connection.dbapi_connection
+        if dbapi_connection is self._holder:
+            return
+        compiled = getattr(context, "compiled", None)
+        locks_rows = getattr(getattr(compiled, "statement", None), "_for_update_arg",
+                             None) is not None
+        if locks_rows or _WRITES.match(statement):
+            self._take(dbapi_connection)
+
+    def _take(self, dbapi_connection: Any) -> None:
+        task = asyncio.current_task()
+        if self._holder is not None and task is self._task:
+            # It would wait for itself forever: a unit of work writing on a second connection
+            # while its first one holds the writer.
+            raise RuntimeError("this task already holds the SQLite writer on another "
+                               "connection")
+        await_only(self._acquire())
+        self._holder, self._task = dbapi_connection, task
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            finally:
+                cursor.close()
+        except BaseException:
+            self.release(dbapi_connection)
+            raise
+
+    async def _acquire(self) -> None:
+        try:
+            async with asyncio.timeout(BUSY_SECONDS):
+                await self._lock.acquire()
+        except TimeoutError:
+            # As long as SQLite itself would have waited; then the request is a 503.
+            raise exc.TimeoutError(
+                f"the SQLite writer was not free within {BUSY_SECONDS:.0f} s") from None
+
+    def _returned(self, dbapi_connection: Any, *_: Any) -> None:
+        self.release(dbapi_connection)
+
+    def release(self, dbapi_connection: Any) -> None:
+        """Give the writer back if `dbapi_connection` holds it (any other call: nothing)."""
+        if dbapi_connection is not None and dbapi_connection is self._holder:
+            self._holder = self._task = None
+            self._lock.release()
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, Writer] = weakref.WeakKeyDictionary()
+
+
+def writer_of(engine: AsyncEngine) -> Writer | None:
+    """The engine's writer (SQLite), None for PostgreSQL, which needs none."""
+    return _WRITERS.get(engine.sync_engine)
 
 
 def session_factory(engine: AsyncEngine,

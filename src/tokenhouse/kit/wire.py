@@ -122,26 +122,69 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_json(request: Request, *, required: bool = True) -> Any:
-    """The request's JSON body; 415 for another media type, 400 for malformed JSON."""
-    raw = await read_limited(request, MAX_JSON_BYTES)
-    if not raw:
-        if required:
-            raise BadRequest("A JSON request body is required.",
-                             errors={"body": ["The request body is required."]})
-        return None
+class Body:
+    """A request's body as it arrived, bounded, and judged only when asked (`json`, `empty`).
+
+    Routes that change an object read the body first and judge it after finding the object:
+    the body is never read while the unit of work holds SQLite's writer (kit/db.py), which a
+    slow client could otherwise keep from every other write, and a bad body still answers
+    after the 404 that an invisible object gets (the order of answers)."""
+
+    __slots__ = ("_kind", "_limit", "_raw")
+
+    def __init__(self, raw: bytes, kind: str, limit: int | None):
+        self._raw = raw
+        self._kind = kind
+        self._limit = limit  # the limit it passed (reading stopped there), or None
+
+    def json(self, *, required: bool = True) -> Any:
+        """The JSON document; 413 past the limit, 415 for another media type, 400 for
+        malformed JSON (or none, when `required`)."""
+        if self._limit is not None:
+            raise PayloadTooLarge(f"The request body is larger than {self._limit} bytes.")
+        if not self._raw:
+            if required:
+                raise BadRequest("A JSON request body is required.",
+                                 errors={"body": ["The request body is required."]})
+            return None
+        if self._kind != "application/json" and not self._kind.endswith("+json"):
+            raise UnsupportedMediaType(
+                f"Content-Type '{self._kind or 'none'}' is not supported; send "
+                "application/json.")
+        return parse_json(self._raw)
+
+    def empty(self) -> None:
+        """Actions such as enable and disable take no body; an empty JSON object is
+        tolerated."""
+        payload = self.json(required=False)
+        if payload is not None:
+            validate(EmptyBody, payload)
+
+
+async def read_body(request: Request, limit: int = MAX_JSON_BYTES) -> Body:
+    """The body, read to its end or until it passes `limit` (then no further: the answer
+    will be a 413, see `Body.json`)."""
     kind = media_type(request)
-    if kind != "application/json" and not kind.endswith("+json"):
-        raise UnsupportedMediaType(
-            f"Content-Type '{kind or 'none'}' is not supported; send application/json.")
-    return parse_json(raw)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return Body(b"", kind, limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return Body(b"", kind, limit)
+    return Body(bytes(body), kind, None)
+
+
+async def read_json(request: Request, *, required: bool = True) -> Any:
+    """The request's JSON body; 413 past MAX_JSON_BYTES, 415 for another media type, 400 for
+    malformed JSON."""
+    return (await read_body(request)).json(required=required)
 
 
 async def read_empty(request: Request) -> None:
-    """Actions such as enable and disable take no body; an empty JSON object is tolerated."""
-    payload = await read_json(request, required=False)
-    if payload is not None:
-        validate(EmptyBody, payload)
+    """A body that must be empty (or `{}`), see `Body.empty`."""
+    (await read_body(request)).empty()
 
 
 def parse_json(raw: bytes | str) -> Any:
@@ -211,18 +254,6 @@ def _too_deep(path: str) -> BadRequest:
 def _unstorable(path: str) -> ValidationFailed:
     return ValidationFailed({path: ["Control characters (other than tab and line breaks) "
                                     "and lone surrogates are not allowed."]})
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-    return bytes(body)
 
 
 def validate[M: BaseModel](model: type[M], data: Any) -> M:

@@ -9,7 +9,7 @@ from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit import paging
 from tokenhouse.kit.db import Session, reading
 from tokenhouse.kit.timeutil import render
-from tokenhouse.kit.wire import ListOf, body_doc, read_empty, read_json, validate
+from tokenhouse.kit.wire import ListOf, body_doc, read_body, read_json, validate
 from tokenhouse.runtime import Resources, Runtime
 from tokenhouse.tokens import service
 from tokenhouse.tokens.auth import TokensManager
@@ -86,9 +86,12 @@ async def get_token(token_id: str, request: Request, actor: CurrentActor,
             openapi_extra=body_doc(TokenUpdate))
 async def update_token(token_id: str, request: Request, session: Session,
                        actor: TokensManager, resources: Resources) -> JSONResponse:
+    # The body arrives before the token is read for update (which takes SQLite's writer, see
+    # kit/db.Writer) and is judged after it (404 before 400).
+    body = await read_body(request)
     token = await service.get_token(session=session, actor=actor, token_id=token_id,
                                     for_update=True)
-    data = validate(TokenUpdate, await read_json(request))
+    data = validate(TokenUpdate, body.json())
     token = await service.update_token(session=session, actor=actor, token=token, data=data)
     return JSONResponse(_shape(resources, token))
 
@@ -104,9 +107,10 @@ async def delete_token(token_id: str, session: Session, actor: TokensManager) ->
 @router.post("/{token_id}/disable", response_model=TokenOut, summary="Disable an API token")
 async def disable_token(token_id: str, request: Request, session: Session,
                         actor: TokensManager, resources: Resources) -> JSONResponse:
+    body = await read_body(request)  # before the writer, as in update_token
     token = await service.get_token(session=session, actor=actor, token_id=token_id,
                                     for_update=True)
-    await read_empty(request)
+    body.empty()
     token = await service.disable_token(session=session, actor=actor, token=token)
     return JSONResponse(_shape(resources, token))
 
@@ -114,9 +118,10 @@ async def disable_token(token_id: str, request: Request, session: Session,
 @router.post("/{token_id}/enable", response_model=TokenOut, summary="Enable an API token")
 async def enable_token(token_id: str, request: Request, session: Session,
                        actor: TokensManager, resources: Resources) -> JSONResponse:
+    body = await read_body(request)  # before the writer, as in update_token
     token = await service.get_token(session=session, actor=actor, token_id=token_id,
                                     for_update=True)
-    await read_empty(request)
+    body.empty()
     token = await service.enable_token(session=session, actor=actor, token=token)
     return JSONResponse(_shape(resources, token))
 
