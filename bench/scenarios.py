@@ -1,0 +1,59 @@
+"""What is measured: each scenario's request (a wrk Lua script in lua/), the server that
+serves it and how it warms up. Scenarios run in the order of SCENARIOS, grouped by server:
+the warm ones share one server; read-cold and read-mix each get a server of their own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+TOKENS_PATH = "/public/v1/accounts/api-tokens"
+LIST_QUERY = "eq(status,Active)&order=-audit.created.at&limit=10"
+ACCESS_MANAGEMENT = "MOD-1732"
+ZIPF_S = 1.1  # read-mix: the popularity of the token of rank k is proportional to k^-s
+
+
+@dataclass(frozen=True)
+class ServerSetup:
+    """A server configuration: its name, and the settings it gets besides the run's own
+    (database URL, secret key, log level)."""
+    name: str
+    title: str
+    settings: tuple[tuple[str, str], ...] = ()
+
+
+MAIN = ServerSetup("main", "default settings, shared by the warm scenarios")
+COLD = ServerSetup("cold", "credential and token-view caches off",
+                   (("TOKENHOUSE_CREDENTIAL_CACHE_SIZE", "0"),
+                    ("TOKENHOUSE_TOKEN_VIEW_CACHE_SIZE", "0")))
+MIX = ServerSetup("mix", "default settings, freshly started, measured without a warm-up")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    script: str
+    path: str
+    expect: int        # the status every request should get
+    server: ServerSetup = MAIN
+    # rounds: warm-up rounds until the rate stops rising; plain: one warm-up of the mode's
+    # length; windows: none, consecutive measured windows from the server's start (read-mix)
+    warmup: Literal["rounds", "plain", "windows"] = "plain"
+
+
+SCENARIOS = [
+    Scenario("healthz", "GET /healthz (baseline, no I/O)", "healthz.lua", "/healthz", 200),
+    Scenario("read", "GET api-tokens/{id}, random token reads itself", "read_self.lua",
+             TOKENS_PATH, 200, warmup="rounds"),
+    Scenario("list", "GET api-tokens?eq(status,Active)&order=-created&limit=10 (Client)",
+             "list_own.lua", f"{TOKENS_PATH}?{LIST_QUERY}", 200),
+    Scenario("create", "POST api-tokens (admin, random Client account)", "create.lua",
+             TOKENS_PATH, 201),
+    Scenario("read-cold", "GET api-tokens/{id} as read, credential and view caches off",
+             "read_self.lua", TOKENS_PATH, 200, server=COLD),
+    Scenario("read-mix", f"GET api-tokens/{{id}}, 100,000 tokens, Zipf s={ZIPF_S}, cold start",
+             "read_mix.lua", TOKENS_PATH, 200, server=MIX, warmup="windows"),
+]
+BY_NAME = {s.name: s for s in SCENARIOS}
+SERVERS = [MAIN, COLD, MIX]
