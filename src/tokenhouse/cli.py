@@ -197,15 +197,19 @@ def import_store(
     file: Annotated[Path, typer.Argument(help="A JSON Lines file made by 'export'.")],
 ) -> None:
     """Load an export file, keeping ids and timestamps. All or nothing: a bad line is named
-    with its line number and nothing is written."""
+    with its line number and nothing is written. The file is read as a stream, a chunk of
+    lines at a time."""
     from tokenhouse.transfer.service import ImportFailed, import_lines
 
     settings = _settings()
     if not file.is_file():
         _fail(f"no file {file}", code=2)
+    show_progress = sys.stderr.isatty()
     try:
-        with file.open("rb") as counted:
-            total = sum(1 for _ in counted)
+        total = 0
+        if show_progress:  # a first pass, for the progress bar only
+            with file.open("rb") as counted:
+                total = sum(1 for _ in counted)
         lines = file.open(encoding="utf-8")
     except OSError as exc:
         _fail(f"cannot read {file}: {exc.strerror or exc}", code=2)
@@ -218,7 +222,7 @@ def import_store(
 
     with lines, _database_errors(settings, "nothing was imported"):
         try:
-            if sys.stderr.isatty():
+            if show_progress:
                 with typer.progressbar(length=total, label="checking", file=sys.stderr) as bar:
                     result = asyncio.run(run(bar.update))
             else:

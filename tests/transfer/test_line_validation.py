@@ -1,7 +1,7 @@
 """The lines of an import file are checked before anything is written, and a bad line is a
 message naming its number and property: never a traceback, never a database error.
 
-Fast, in this process: `parse_lines` alone (named cases, then hypothesis over mutated lines
+Fast, in this process: `read_chunks` alone (named cases, then hypothesis over mutated lines
 of every kind), and `import_lines` on SQLite and PostgreSQL with each example's transaction
 rolled back (whatever the checks accept, both databases store). The `tokenhouse import`
 process itself is run on such files in test_import_export.py (PROBES).
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tokenhouse.kit.db import create_engine, session_factory
 from tokenhouse.kit.settings import Settings
-from tokenhouse.transfer.service import MAX_DEPTH, ImportFailed, import_lines, parse_lines
+from tokenhouse.transfer.service import MAX_DEPTH, ImportFailed, import_lines, read_chunks
 
 ACCOUNT = {"id": "ACC-7000-0001", "name": "Fuzz account", "type": "Client",
            "groups": [{"id": "UGR-7000-0001", "name": "Default", "isDefault": True}],
@@ -49,9 +49,10 @@ def deep(levels: int) -> str:
 
 
 def problems_of(*lines: str) -> list[tuple[int, str]]:
-    with pytest.raises(ImportFailed) as failed:
-        parse_lines(lines)
-    return failed.value.problems
+    """The problems of lines checked on their own, as an import reports them."""
+    problems = [problem for chunk in read_chunks(lines) for problem in chunk.problems]
+    assert problems, "no problem found"
+    return ImportFailed(problems).problems
 
 
 # Each case of issue 9 (defect 10), and its neighbours: (line, words the message must hold).
@@ -125,8 +126,8 @@ def test_nesting_up_to_the_limit_is_accepted(depth: int) -> None:
     settings_value: Any = 1
     for _ in range(depth):
         settings_value = {"k": settings_value}
-    parsed = parse_lines([json.dumps({**MODULE, "settings": settings_value})])
-    assert len(parsed.modules) == 1
+    [chunk] = read_chunks([json.dumps({**MODULE, "settings": settings_value})])
+    assert not chunk.problems and len(chunk.modules) == 1
 
 
 # -- hypothesis --------------------------------------------------------------------------------
@@ -180,12 +181,10 @@ HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
 @examples(max_examples=400, deadline=None, suppress_health_check=HEALTH)
 @given(line=mutated_lines())
 def test_line_checks_never_raise_anything_but_a_named_problem(line: str) -> None:
-    try:
-        parse_lines([json.dumps(ACCOUNT), line])
-    except ImportFailed as failed:
-        for number, message in failed.problems:
-            assert number == 2, failed.problems
-            assert message.isprintable() and message.isascii(), message
+    problems = [p for chunk in read_chunks([json.dumps(ACCOUNT), line]) for p in chunk.problems]
+    for number, message in ImportFailed(problems).problems:
+        assert number == 2, problems
+        assert message.isprintable() and message.isascii(), message
 
 
 @pytest.fixture(scope="module")

@@ -1,19 +1,61 @@
-"""All SQL of import and export: bulk reads and bulk writes with SQLAlchemy Core (the ORM's
-unit of work would make a 100,000-token import take minutes)."""
+"""All SQL of import and export, with SQLAlchemy Core (the ORM's unit of work would make a
+large import take minutes, and its objects would hold the whole store in memory).
 
-from collections.abc import AsyncIterator, Iterable
+Import stages the file in TEMP tables carrying each row's line number (COPY on PostgreSQL,
+batched INSERTs on SQLite), checks it there with set-based queries (duplicates, references,
+ids and hashes already taken), then copies it into the real tables with INSERT ... SELECT,
+all in the caller's one transaction. Export streams rows through a server-side cursor."""
+
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Integer,
+    MetaData,
+    Select,
+    Table,
+    Text,
+    and_,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.schema import CreateTable, DropTable
 
 from tokenhouse.accounts.models import Account, UserGroup
 from tokenhouse.modules.models import Module
 from tokenhouse.tokens.models import ApiToken, token_modules
 
-BATCH = 2000
+BATCH = 2000  # ids in one IN list; rows in one executemany (SQLite)
+STREAM_ROWS = 2000  # rows fetched at once from an export's cursor
 
+ACCOUNTS = cast(Table, Account.__table__)
+GROUPS = cast(Table, UserGroup.__table__)
+MODULES = cast(Table, Module.__table__)
+TOKENS = cast(Table, ApiToken.__table__)
+LINKS = token_modules
+
+AUDIT = ("created_at", "created_by_id", "created_by_name", "updated_at", "updated_by_id",
+         "updated_by_name")
+# The staged rows: (line, [position,] *columns), the columns in these orders.
+ACCOUNT_COLUMNS = ("id", "type", "status", "name", "description", "external_id",
+                   "external_name", "pyra_tenant_id", "service_level", "address",
+                   "technical_support_email", "website", "revision", *AUDIT)
+GROUP_COLUMNS = ("id", "account_id", "name", "description", "logo", "is_default", *AUDIT)
+TOKEN_COLUMNS = ("id", "account_id", "name", "description", "icon", "status", "secret_hash",
+                 "last_access_at", "revision", *AUDIT)
+LINK_COLUMNS = ("token_id", "module_id")
+
+
+# -- import: small reads and the module catalog ---------------------------------------------
 
 async def existing_ids(session: AsyncSession, model: Any, ids: Iterable[str]) -> set[str]:
     found: set[str] = set()
@@ -24,39 +66,203 @@ async def existing_ids(session: AsyncSession, model: Any, ids: Iterable[str]) ->
     return found
 
 
-async def existing_hashes(session: AsyncSession, hashes: Iterable[str]) -> set[str]:
-    found: set[str] = set()
-    pending = list(hashes)
-    for start in range(0, len(pending), BATCH):
-        chunk = pending[start:start + BATCH]
-        found.update(await session.scalars(
-            select(ApiToken.secret_hash).where(ApiToken.secret_hash.in_(chunk))))
-    return found
-
-
-async def insert_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
-    # Through the session, so that its hook derives what caches must drop
+async def insert_modules(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    # Through the session, so that its hook publishes the catalog change
     # (kit/invalidation.py).
     for start in range(0, len(rows), BATCH):
-        await session.execute(insert(table), rows[start:start + BATCH])
+        await session.execute(insert(MODULES), rows[start:start + BATCH])
 
 
 async def update_module(session: AsyncSession, module_id: str, values: dict[str, Any]) -> None:
-    table = cast(Table, Module.__table__)
-    await session.execute(update(table).where(table.c.id == module_id).values(**values))
+    await session.execute(update(MODULES).where(MODULES.c.id == module_id).values(**values))
 
 
-TABLES = {"accounts": Account.__table__, "user_groups": UserGroup.__table__,
-          "modules": Module.__table__, "api_tokens": ApiToken.__table__,
-          "api_token_modules": token_modules}
+# -- import: the staging tables ---------------------------------------------------------------
+
+class Staging:
+    """The file's lines in TEMP tables of the session's connection, until the transaction
+    ends. `ids` holds (line, id) of every line that got as far as its id; the others hold
+    the rows of valid lines only, as they will be written."""
+
+    def __init__(self, connection: AsyncConnection, tables: dict[str, Table]):
+        self._connection = connection
+        self._postgres = connection.dialect.name == "postgresql"
+        self.tables = tables
+
+    @classmethod
+    async def open(cls, session: AsyncSession) -> "Staging":
+        # The session's own connection: the same transaction as the writes that follow.
+        connection = await session.connection()
+        postgres = connection.dialect.name == "postgresql"
+        metadata = MetaData()
+        # PostgreSQL drops them when the transaction ends, whatever its end. SQLite keeps
+        # TEMP tables for the connection's life (its driver runs DDL outside transactions):
+        # they are dropped here before use, and by `close` after a successful import.
+        options: dict[str, Any] = ({"postgresql_on_commit": "DROP"} if postgres
+                                   else {"schema": "temp"})
+
+        def staged(name: str, source: Table, names: Sequence[str], *, position: bool = False,
+                   ) -> Table:
+            columns: list[Column[Any]] = [Column("line", Integer)]
+            if position:
+                columns.append(Column("position", Integer))
+            # JSON documents are staged as the text the real column receives.
+            columns += [Column(n, Text if n == "address" else source.c[n].type) for n in names]
+            return Table(name, metadata, *columns, prefixes=["TEMPORARY"], **options)
+
+        tables = {
+            "ids": Table("import_ids", metadata, Column("line", Integer), Column("id", Text),
+                         prefixes=["TEMPORARY"], **options),
+            "accounts": staged("import_accounts", ACCOUNTS, ACCOUNT_COLUMNS),
+            "groups": staged("import_groups", GROUPS, GROUP_COLUMNS, position=True),
+            "tokens": staged("import_tokens", TOKENS, TOKEN_COLUMNS),
+            "links": staged("import_links", LINKS, LINK_COLUMNS, position=True),
+        }
+        staging = cls(connection, tables)
+        if not postgres:
+            await staging.close()
+        for table in tables.values():
+            await connection.execute(CreateTable(table))
+        return staging
+
+    async def close(self) -> None:
+        """Drop the tables (SQLite; on PostgreSQL the end of the transaction drops them)."""
+        if not self._postgres:
+            for table in self.tables.values():
+                await self._connection.execute(DropTable(table, if_exists=True))
+
+    async def add(self, name: str, rows: list[tuple[Any, ...]]) -> None:
+        """Stage rows (tuples in the table's column order, line first)."""
+        if not rows:
+            return
+        table = self.tables[name]
+        names = [column.name for column in table.columns]
+        if self._postgres:
+            # COPY: one round trip, and no statement text or parameter per row.
+            raw = await self._connection.get_raw_connection()
+            await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+                table.name, records=rows, columns=names)
+            return
+        for start in range(0, len(rows), BATCH):
+            await self._connection.execute(insert(table), [
+                dict(zip(names, row, strict=True)) for row in rows[start:start + BATCH]])
+
+    async def _rows(self, statement: Select[Any]) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._connection.execute(statement)]
+
+    async def repeated(self, name: str, column: str, limit: int
+                       ) -> list[tuple[int, str, int]]:
+        """(line, value, first line) of the rows repeating a value of `column` (not null)
+        that an earlier row (by line, then position) holds."""
+        table = self.tables[name]
+        value = table.c[column]
+        order = [table.c.line, table.c.position] if "position" in table.c else [table.c.line]
+        ranked = select(
+            table.c.line, value.label("value"),
+            func.row_number().over(partition_by=value, order_by=order).label("rank"),
+            func.min(table.c.line).over(partition_by=value).label("first"),
+        ).where(value.is_not(None)).subquery()
+        statement = (select(ranked.c.line, ranked.c.value, ranked.c.first)
+                     .where(ranked.c.rank > 1).order_by(ranked.c.line, ranked.c.value)
+                     .limit(limit))
+        return [(row[0], row[1], row[2]) for row in await self._rows(statement)]
+
+    async def taken(self, name: str, column: str, target: Table, target_column: str,
+                    limit: int) -> list[tuple[int, str]]:
+        """(line, value) of staged rows whose `column` is already in `target`."""
+        table = self.tables[name]
+        statement = (select(table.c.line, table.c[column])
+                     .where(exists().where(target.c[target_column] == table.c[column]))
+                     .order_by(table.c.line, table.c[column]).limit(limit))
+        return [(row[0], row[1]) for row in await self._rows(statement)]
+
+    async def unknown_accounts(self, limit: int) -> list[tuple[int, str, str]]:
+        """(line, token id, account id) of tokens whose account is in neither the file nor
+        the store."""
+        tokens, accounts = self.tables["tokens"], self.tables["accounts"]
+        statement = (select(tokens.c.line, tokens.c.id, tokens.c.account_id)
+                     .where(~exists().where(accounts.c.id == tokens.c.account_id),
+                            ~exists().where(ACCOUNTS.c.id == tokens.c.account_id))
+                     .order_by(tokens.c.line).limit(limit))
+        return [(row[0], row[1], row[2]) for row in await self._rows(statement)]
+
+    async def unknown_modules(self, limit: int) -> list[tuple[int, str, str]]:
+        """(line, token id, module id), in the file's order, of the modules of tokens that
+        are in neither the file nor the store; the first `limit` such tokens."""
+        links, ids = self.tables["links"], self.tables["ids"]
+        unknown: ColumnElement[bool] = and_(
+            ~exists().where(MODULES.c.id == links.c.module_id),
+            ~exists().where(ids.c.id == links.c.module_id))
+        lines = (select(links.c.line).where(unknown).group_by(links.c.line)
+                 .order_by(links.c.line).limit(limit)).subquery()
+        statement = (select(links.c.line, links.c.token_id, links.c.module_id)
+                     .where(links.c.line.in_(select(lines.c.line)), unknown)
+                     .order_by(links.c.line, links.c.position))
+        return [(row[0], row[1], row[2]) for row in await self._rows(statement)]
+
+    async def write(self) -> None:
+        """Copy the staged rows into the real tables.
+
+        On the connection, not through the session: the session's hook would read an
+        INSERT ... SELECT of links as naming no token and drop every cache (AllChanged).
+        Every row here is new (ids already in the store were refused), and a new row
+        changes nothing cached: the same as the hook derives for new tokens and accounts
+        inserted row by row (kit/invalidation.py)."""
+        pairs = ((ACCOUNTS, "accounts"), (GROUPS, "groups"), (TOKENS, "tokens"))
+        for target, name in pairs:
+            staged = self.tables[name]
+            names = [c.name for c in staged.columns if c.name not in ("line", "position")]
+            values = [staged.c[n].cast(JSONB) if n == "address" and self._postgres
+                      else staged.c[n] for n in names]
+            await self._connection.execute(
+                insert(target).from_select(names, select(*values)))
+        links = self.tables["links"]
+        await self._connection.execute(insert(LINKS).from_select(
+            list(LINK_COLUMNS), select(links.c.token_id, links.c.module_id).distinct()))
+
+    async def analyze(self) -> None:
+        """Give PostgreSQL's planner the staged tables' sizes (autovacuum never sees TEMP
+        tables), so that the checks join by hashing rather than by nested loops."""
+        if self._postgres:
+            for table in self.tables.values():
+                await self._connection.execute(text(f"ANALYZE {table.name}"))
 
 
-async def stream(session: AsyncSession, model: Any) -> AsyncIterator[Any]:
-    """Every row of `model` in id order, loaded in batches."""
-    statement = select(model)
-    if model is Account:
-        statement = statement.options(selectinload(Account.groups))
-    result = await session.stream_scalars(
-        statement.order_by(model.id).execution_options(yield_per=500))
-    async for row in result:
-        yield row
+# -- export -----------------------------------------------------------------------------------
+
+async def _stream(session: AsyncSession, statement: Select[Any]) -> AsyncIterator[Row[Any]]:
+    """The rows of `statement`, STREAM_ROWS at a time from a server-side cursor (one hop
+    through SQLAlchemy's async bridge per batch, not per row)."""
+    result = await session.stream(statement.execution_options(yield_per=STREAM_ROWS))
+    async for batch in result.partitions(STREAM_ROWS):
+        for row in batch:
+            yield row
+
+
+def account_rows(session: AsyncSession) -> AsyncIterator[Row[Any]]:
+    """Every account in id order, one row per user group (in id order; one row with null
+    group columns for an account without any)."""
+    group_columns = [GROUPS.c[n].label(f"group_{n}") for n in
+                     ("id", "name", "description", "logo", "is_default")]
+    statement = (select(*ACCOUNTS.c, *group_columns)
+                 .select_from(ACCOUNTS.outerjoin(GROUPS, GROUPS.c.account_id == ACCOUNTS.c.id))
+                 .order_by(ACCOUNTS.c.id, GROUPS.c.id))
+    return _stream(session, statement)
+
+
+def module_rows(session: AsyncSession) -> AsyncIterator[Row[Any]]:
+    return _stream(session, select(*MODULES.c).order_by(MODULES.c.id))
+
+
+def token_rows(session: AsyncSession) -> AsyncIterator[Row[Any]]:
+    """Every token in id order with its account's columns (`owner_*`), one row per
+    module in id order (one row with a null `module_id` for a token without any)."""
+    account_columns = [ACCOUNTS.c[n].label(f"owner_{n}") for n in (
+        "id", "type", "status", "name", "description", "icon_updated_at", "pyra_tenant_id",
+        "external_id", "external_name", "service_level", "address",
+        "technical_support_email", "website")]
+    statement = (select(*TOKENS.c, *account_columns, LINKS.c.module_id)
+                 .select_from(TOKENS.join(ACCOUNTS, ACCOUNTS.c.id == TOKENS.c.account_id)
+                              .outerjoin(LINKS, LINKS.c.token_id == TOKENS.c.id))
+                 .order_by(TOKENS.c.id, LINKS.c.module_id))
+    return _stream(session, statement)

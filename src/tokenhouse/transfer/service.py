@@ -4,25 +4,32 @@ A line is an object in its public API shape, its kind told by the id prefix (`AC
 `TKN-`); accounts and modules come before the tokens that refer to them. Import keeps ids,
 timestamps and revisions; a module line upserts the catalog entry with its id; accounts and
 tokens must be new. Every line is checked before anything is written.
+
+Both directions stream, so that memory does not grow with the file: import reads CHUNK_LINES
+lines at a time, checks each line on its own and stages the chunk's rows in TEMP tables
+(repository.Staging); what needs every line at once (a repeated id or hash, a reference to
+an account or module of the file or of the store, an id already taken) is then asked of
+the database, and only a file without any problem is copied into the real tables, in the
+same transaction. Export renders Core rows as they come from a server-side cursor.
 """
 
 import json
 import math
-from collections.abc import AsyncIterator, Callable, Iterable
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tokenhouse.accounts.models import Account, UserGroup
-from tokenhouse.accounts.schemas import render_account
+from tokenhouse.accounts.schemas import href as account_href
 from tokenhouse.kit.problems import BadRequest
-from tokenhouse.kit.timeutil import utcnow
+from tokenhouse.kit.timeutil import as_utc, render, utcnow
 from tokenhouse.modules.models import Module
-from tokenhouse.modules.schemas import render_module
-from tokenhouse.tokens.models import ApiToken
-from tokenhouse.tokens.schemas import render_token
+from tokenhouse.modules.schemas import href as module_href
+from tokenhouse.tokens.schemas import href as token_href
 from tokenhouse.transfer import repository
 from tokenhouse.transfer.schemas import AccountLine, AuditIn, ModuleLine, TokenLine
 
@@ -32,6 +39,8 @@ MAX_REPORTED = 20
 # How deeply a line may nest (the deepest export line nests 4 levels: a module's settings).
 MAX_DEPTH = 32
 ALL_TYPES = ["Client", "Vendor", "Operations"]
+# Lines read, checked and staged at a time: what an import holds in memory (a few MB).
+CHUNK_LINES = 10_000
 
 
 class ImportFailed(BadRequest):
@@ -45,13 +54,6 @@ class ImportFailed(BadRequest):
         super().__init__(f"Nothing was imported:\n{lines}")
 
 
-@dataclass
-class Parsed:
-    accounts: list[tuple[int, AccountLine]] = field(default_factory=list)
-    modules: list[tuple[int, ModuleLine]] = field(default_factory=list)
-    tokens: list[tuple[int, TokenLine]] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class Imported:
     accounts: int
@@ -59,28 +61,47 @@ class Imported:
     tokens: int
 
 
-def parse_lines(lines: Iterable[str], progress: Callable[[int], None] | None = None) -> Parsed:
-    """Every line checked on its own (JSON, kind, shape); raises ImportFailed listing them."""
-    parsed = Parsed()
-    problems: list[tuple[int, str]] = []
-    seen: dict[str, int] = {}
+@dataclass
+class Chunk:
+    """The rows of up to CHUNK_LINES lines, each row led by its line number (in the orders
+    of repository.*_COLUMNS), and the problems of those lines."""
+
+    lines: int = 0  # lines read, blank ones included
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    ids: list[tuple[int, str]] = field(default_factory=list)  # every line that has an id
+    accounts: list[tuple[Any, ...]] = field(default_factory=list)
+    groups: list[tuple[Any, ...]] = field(default_factory=list)
+    tokens: list[tuple[Any, ...]] = field(default_factory=list)
+    links: list[tuple[Any, ...]] = field(default_factory=list)
+    modules: list[tuple[int, ModuleLine]] = field(default_factory=list)
+
+
+def read_chunks(lines: Iterable[str], size: int = CHUNK_LINES) -> Iterator[Chunk]:
+    """The lines, `size` at a time, each checked on its own (JSON, kind, what the databases
+    can store, shape). Checks that span lines are the database's (see import_lines)."""
+    now = utcnow()
+    chunk = Chunk()
     for number, text in enumerate(lines, start=1):
-        if progress:
-            progress(1)
-        if not text.strip():
-            continue
-        problem = _parse_line(text, seen, number, parsed)
-        if problem is not None:
-            problems.append((number, problem))
-            if len(problems) >= MAX_REPORTED:
-                break
-    if problems:
-        raise ImportFailed(problems)
-    return parsed
+        chunk.lines += 1
+        if text.strip():
+            problem = _read_line(text, number, chunk, now)
+            if problem is not None:
+                chunk.problems.append((number, problem))
+        if chunk.lines >= size:
+            yield chunk
+            chunk = Chunk()
+    if chunk.lines:
+        yield chunk
 
 
-def _parse_line(text: str, seen: dict[str, int], number: int, parsed: Parsed) -> str | None:
-    """Adds the line to `parsed`, or says what is wrong with it."""
+# A NUL character or a lone surrogate in a decoded line comes from such an escape, or from
+# the character itself in a text that was not read from a UTF-8 file. A line without any
+# (nearly all) skips the walk of every value in `_unstorable`.
+_SUSPECT = re.compile("[\x00\ud800-\udfff]|\\\\u(?:0000|[dD][89abcdefABCDEF])")
+
+
+def _read_line(text: str, number: int, chunk: Chunk, now: Any) -> str | None:
+    """Adds the line's rows to `chunk`, or says what is wrong with it."""
     data, problem = _decode(text)
     if problem is not None:
         return problem
@@ -89,24 +110,32 @@ def _parse_line(text: str, seen: dict[str, int], number: int, parsed: Parsed) ->
     if kind is None or not isinstance(object_id, str):
         return "not an object with an id starting ACC-, MOD- or TKN-"
     shown = _shown(object_id)
-    where, problem = _unstorable(data)
-    if problem is not None:
-        return f"{shown}: {where}: {problem}"
-    if object_id in seen:
-        return f"{shown} is already on line {seen[object_id]}"
-    seen[object_id] = number
+    # No value nests deeper than the line has brackets.
+    if _SUSPECT.search(text) or text.count("{") + text.count("[") > MAX_DEPTH:
+        where, problem = _unstorable(data)
+        if problem is not None:
+            return f"{shown}: {where}: {problem}"
+    chunk.ids.append((number, object_id))
     try:
         line = kind.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(_shown(str(part)) for part in first["loc"]) or "line"
         return f"{shown}: {where}: {first['msg']}"
-    if isinstance(line, AccountLine):
-        parsed.accounts.append((number, line))
-    elif isinstance(line, ModuleLine):
-        parsed.modules.append((number, line))
+    if isinstance(line, TokenLine):
+        chunk.tokens.append((number, line.id, line.account.id, line.name, line.description,
+                             line.icon, line.status, line.secretHash, line.lastAccessAt,
+                             line.revision, *_audit_row(line.audit, now)))
+        chunk.links.extend((number, position, line.id, module.id)
+                           for position, module in enumerate(line.modules))
+    elif isinstance(line, AccountLine):
+        chunk.accounts.append(_account_row(number, line, now))
+        chunk.groups.extend(
+            (number, position, group.id, line.id, group.name, group.description, group.logo,
+             group.isDefault, *_audit_row(None, now))
+            for position, group in enumerate(line.groups))
     else:
-        parsed.tokens.append((number, line))
+        chunk.modules.append((number, line))
     return None
 
 
@@ -114,7 +143,10 @@ def _decode(text: str) -> tuple[Any, str | None]:
     """The line's JSON value, or why it is none. NaN, Infinity and numbers too large for a
     float are refused: neither database's JSON can hold them."""
     try:
-        return json.loads(text, parse_constant=_no_constant, parse_float=_finite), None
+        if text.startswith("\ufeff"):  # as json.loads has it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)",
+                                       text, 0)
+        return _DECODER.decode(text), None
     except json.JSONDecodeError as exc:
         return None, f"not valid JSON ({exc.msg})"
     except RecursionError:
@@ -138,6 +170,10 @@ def _finite(text: str) -> float:
     if not math.isfinite(value):
         raise _Refused("a number too large for a float")
     return value
+
+
+# One decoder for every line: json.loads with options builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 
 
 def _unstorable(data: Any) -> tuple[str, str | None]:
@@ -185,76 +221,79 @@ def _shown(text: str, limit: int = 40) -> str:
 
 
 async def import_lines(*, session: AsyncSession, lines: Iterable[str],
-                       progress: Callable[[int], None] | None = None) -> Imported:
+                       progress: Callable[[int], None] | None = None,
+                       chunk_lines: int = CHUNK_LINES) -> Imported:
     """Load an export file. All or nothing: any bad line raises ImportFailed and the caller
-    rolls back (no statement is even sent before every line has been checked)."""
-    parsed = parse_lines(lines, progress)
+    rolls back (nothing but the TEMP staging tables is written before every line has been
+    checked). `progress` is told how many lines each chunk held, once it is staged."""
+    staging = await repository.Staging.open(session)
     problems: list[tuple[int, str]] = []
-    account_ids = [line.id for _, line in parsed.accounts]
-    taken = await repository.existing_ids(session, Account, account_ids)
-    problems += [(n, f"account {line.id} already exists") for n, line in parsed.accounts
-                 if line.id in taken]
-    token_ids = [line.id for _, line in parsed.tokens]
-    taken = await repository.existing_ids(session, ApiToken, token_ids)
-    problems += [(n, f"token {line.id} already exists") for n, line in parsed.tokens
-                 if line.id in taken]
-    group_ids = [(n, group.id) for n, line in parsed.accounts for group in line.groups]
-    taken = await repository.existing_ids(session, UserGroup, [g for _, g in group_ids])
-    problems += [(n, f"user group {g} already exists") for n, g in group_ids if g in taken]
-    problems += _repeated(group_ids, "user group")
-    hashes = [(n, line.secretHash) for n, line in parsed.tokens if line.secretHash]
-    taken = await repository.existing_hashes(session, [h for _, h in hashes])
-    problems += [(n, "secretHash belongs to a token already in the store")
-                 for n, h in hashes if h in taken]
-    problems += _repeated(hashes, "secretHash")
-    known_modules = await repository.existing_ids(session, Module,
-                                                  [line.id for _, line in parsed.modules])
-    for number, module in parsed.modules:
-        if module.id not in known_modules and not module.name:
-            problems.append((number, f"module {module.id} is new: it needs a name"))
-    accounts_known = set(account_ids) | await repository.existing_ids(
-        session, Account, {line.account.id for _, line in parsed.tokens})
-    modules_known = {line.id for _, line in parsed.modules} | await repository.existing_ids(
-        session, Module, {m.id for _, line in parsed.tokens for m in line.modules})
-    for number, token in parsed.tokens:
-        if token.account.id not in accounts_known:
-            problems.append((number, f"token {token.id}: account {token.account.id} is "
-                                     "neither in the file nor in the store"))
-        missing = [m.id for m in token.modules if m.id not in modules_known]
-        if missing:
-            problems.append((number, f"token {token.id}: unknown modules {', '.join(missing)}"))
-    if problems:
-        raise ImportFailed(sorted(problems)[:MAX_REPORTED])
+    # The first line of each module id (at most 10,000 ids: MOD- and four digits).
+    modules: dict[str, tuple[int, ModuleLine]] = {}
+    accounts = tokens = 0
+    for chunk in read_chunks(lines, chunk_lines):
+        problems += chunk.problems
+        await staging.add("ids", chunk.ids)
+        if not problems:  # else the rest is read for its problems only
+            for name in ("accounts", "groups", "tokens", "links"):
+                await staging.add(name, getattr(chunk, name))
+            accounts += len(chunk.accounts)
+            tokens += len(chunk.tokens)
+            for number, module in chunk.modules:
+                modules.setdefault(module.id, (number, module))
+        if progress:
+            progress(chunk.lines)
+        if len(problems) >= MAX_REPORTED:
+            break
+        del chunk  # the next chunk is read without this one still held
+    # A line repeating an id is named for that (the id is seen before the line's shape).
+    repeated = {number: f"{_shown(value)} is already on line {first}"
+                for number, value, first in await staging.repeated("ids", "id", MAX_REPORTED)}
+    if problems or repeated:
+        raise ImportFailed(sorted({**dict(problems), **repeated}.items())[:MAX_REPORTED])
 
-    now = utcnow()
-    await _modules(session, [line for _, line in parsed.modules], known_modules, now)
-    await repository.insert_rows(session, repository.TABLES["accounts"],
-                                 [_account_row(line, now) for _, line in parsed.accounts])
-    await repository.insert_rows(session, repository.TABLES["user_groups"], [
-        {"id": group.id, "account_id": line.id, "name": group.name,
-         "description": group.description, "logo": group.logo, "is_default": group.isDefault,
-         **_audit_row(None, now)}
-        for _, line in parsed.accounts for group in line.groups])
-    await repository.insert_rows(session, repository.TABLES["api_tokens"],
-                                 [_token_row(line, now) for _, line in parsed.tokens])
-    await repository.insert_rows(session, repository.TABLES["api_token_modules"], [
-        {"token_id": line.id, "module_id": module_id}
-        for _, line in parsed.tokens for module_id in dict.fromkeys(m.id for m in line.modules)])
-    return Imported(accounts=len(parsed.accounts), modules=len(parsed.modules),
-                    tokens=len(parsed.tokens))
+    await staging.analyze()
+    known_modules = await repository.existing_ids(session, Module, modules)
+    found = await _clashes(staging, modules, known_modules)
+    if found:
+        raise ImportFailed(sorted(found)[:MAX_REPORTED])
+    in_order = [line for _, line in sorted(modules.values(), key=lambda item: item[0])]
+    await _modules(session, in_order, known_modules, utcnow())
+    await staging.write()
+    await staging.close()
+    return Imported(accounts=accounts, modules=len(modules), tokens=tokens)
 
 
-def _repeated(values: list[tuple[int, str]], what: str) -> list[tuple[int, str]]:
-    """Lines repeating a value that must be unique (named by their first line)."""
-    first: dict[str, int] = {}
-    problems = []
-    for number, value in values:
-        if value in first:
-            shown = value if what != "secretHash" else "the same value"
-            problems.append((number, f"{what} {shown} is already on line {first[value]}"))
-        else:
-            first[value] = number
-    return problems
+async def _clashes(staging: repository.Staging, modules: dict[str, tuple[int, ModuleLine]],
+                   known_modules: set[str]) -> list[tuple[int, str]]:
+    """What the valid lines, staged, clash with or lack: ids and hashes taken or repeated,
+    new modules without a name, references to nothing. At most MAX_REPORTED of each."""
+    limit, found = MAX_REPORTED, []
+    taken = (("accounts", "id", repository.ACCOUNTS, "account {} already exists"),
+             ("tokens", "id", repository.TOKENS, "token {} already exists"),
+             ("groups", "id", repository.GROUPS, "user group {} already exists"))
+    for name, column, target, message in taken:
+        found += [(number, message.format(value)) for number, value
+                  in await staging.taken(name, column, target, column, limit)]
+    found += [(number, f"user group {value} is already on line {first}")
+              for number, value, first in await staging.repeated("groups", "id", limit)]
+    found += [(number, "secretHash belongs to a token already in the store")
+              for number, _ in await staging.taken("tokens", "secret_hash", repository.TOKENS,
+                                                   "secret_hash", limit)]
+    found += [(number, f"secretHash the same value is already on line {first}")
+              for number, _, first in await staging.repeated("tokens", "secret_hash", limit)]
+    found += [(number, f"module {module.id} is new: it needs a name")
+              for number, module in modules.values()
+              if module.id not in known_modules and not module.name]
+    found += [(number, f"token {token}: account {account} is neither in the file nor in "
+                       "the store")
+              for number, token, account in await staging.unknown_accounts(limit)]
+    missing: dict[int, tuple[str, list[str]]] = {}
+    for number, token, module_id in await staging.unknown_modules(limit):
+        missing.setdefault(number, (token, []))[1].append(module_id)
+    found += [(number, f"token {token}: unknown modules {', '.join(ids)}")
+              for number, (token, ids) in missing.items()]
+    return found
 
 
 async def _modules(session: AsyncSession, lines: list[ModuleLine], known: set[str],
@@ -272,7 +311,7 @@ async def _modules(session: AsyncSession, lines: list[ModuleLine], known: set[st
             if wire in given:
                 values[column] = getattr(line, wire)
         if "audit" in given:
-            values.update(_audit_row(line.audit, now))
+            values.update(_audit_values(line.audit, now))
         if line.id in known:
             if values:
                 await repository.update_module(session, line.id, values)
@@ -280,7 +319,7 @@ async def _modules(session: AsyncSession, lines: list[ModuleLine], known: set[st
         types = values.get("account_types") or ALL_TYPES
         row = {"id": line.id, "description": None, "account_types": types,
                "is_enabled_by_default": False, "is_configurable": False, "paid": False,
-               "filters": {}, "revision": 1, **_audit_row(line.audit, now), **values}
+               "filters": {}, "revision": 1, **_audit_values(line.audit, now), **values}
         row.setdefault("settings", None)
         if row["settings"] is None:
             row["settings"] = {"sharedAccount": False, "configurable": row["is_configurable"],
@@ -288,56 +327,177 @@ async def _modules(session: AsyncSession, lines: list[ModuleLine], known: set[st
                                "type": types}
         row["account_types"] = types
         new_rows.append(row)
-    await repository.insert_rows(session, repository.TABLES["modules"], new_rows)
+    await repository.insert_modules(session, new_rows)
 
 
-def _audit_row(audit: AuditIn | None, now: Any) -> dict[str, Any]:
+def _audit_row(audit: AuditIn | None, now: Any) -> tuple[Any, ...]:
+    """The audit columns (repository.AUDIT)."""
     created = audit.created if audit else None
     updated = audit.updated if audit else None
-    return {
-        "created_at": created.at if created else now,
-        "created_by_id": created.by.id if created and created.by else None,
-        "created_by_name": created.by.name if created and created.by else None,
-        "updated_at": updated.at if updated else None,
-        "updated_by_id": updated.by.id if updated and updated.by else None,
-        "updated_by_name": updated.by.name if updated and updated.by else None,
-    }
+    return (created.at if created else now,
+            created.by.id if created and created.by else None,
+            created.by.name if created and created.by else None,
+            updated.at if updated else None,
+            updated.by.id if updated and updated.by else None,
+            updated.by.name if updated and updated.by else None)
 
 
-def _account_row(line: AccountLine, now: Any) -> dict[str, Any]:
-    return {
-        "id": line.id, "type": line.type, "status": line.status, "name": line.name,
-        "description": line.description, "external_id": line.externalId,
-        "external_name": line.externalName,
-        "pyra_tenant_id": (str(line.externalIds.pyraTenantId)
-                           if line.externalIds and line.externalIds.pyraTenantId else None),
-        "service_level": line.serviceLevel,
-        "address": line.address.model_dump() if line.address else None,
-        "technical_support_email": line.technicalSupportEmail, "website": line.website,
-        "icon_updated_at": None, "revision": line.revision, **_audit_row(line.audit, now),
-    }
+def _audit_values(audit: AuditIn | None, now: Any) -> dict[str, Any]:
+    return dict(zip(repository.AUDIT, _audit_row(audit, now), strict=True))
 
 
-def _token_row(line: TokenLine, now: Any) -> dict[str, Any]:
-    return {
-        "id": line.id, "account_id": line.account.id, "name": line.name,
-        "description": line.description, "icon": line.icon, "status": line.status,
-        "secret_hash": line.secretHash, "last_access_at": line.lastAccessAt,
-        "revision": line.revision, **_audit_row(line.audit, now),
-    }
+def _account_row(number: int, line: AccountLine, now: Any) -> tuple[Any, ...]:
+    # `address` as the JSON text its column gets (a missing one: JSON null, as before).
+    return (number, line.id, line.type, line.status, line.name, line.description,
+            line.externalId, line.externalName,
+            (str(line.externalIds.pyraTenantId)
+             if line.externalIds and line.externalIds.pyraTenantId else None),
+            line.serviceLevel,
+            json.dumps(line.address.model_dump() if line.address else None),
+            line.technicalSupportEmail, line.website, line.revision,
+            *_audit_row(line.audit, now))
+
+
+# -- export -----------------------------------------------------------------------------------
+
+# Rendered nested accounts kept while tokens are written (a token's account is usually one
+# of a few recent ones); emptied when full, so that it never holds the whole store.
+NESTED_ACCOUNTS = 10_000
 
 
 async def export_lines(*, session: AsyncSession) -> AsyncIterator[str]:
-    """The whole store, one JSON object a line: accounts, modules, then tokens."""
-    async for account in repository.stream(session, Account):
-        yield _dump(render_account(account))
-    async for module in repository.stream(session, Module):
-        yield _dump(render_module(module))
-    async for token in repository.stream(session, ApiToken):
-        body = render_token(token, last_access=token.last_access_at)
-        body["secretHash"] = token.secret_hash
-        yield _dump(body)
+    """The whole store, one JSON object a line: accounts, modules, then tokens; each line
+    byte for byte what the API's renderers make of the object (plus a token's hash)."""
+    async for line in _account_lines(session):
+        yield line
+    nested_modules: dict[str, str] = {}  # the catalog: at most 10,000 ids
+    async for row in repository.module_rows(session):
+        yield _dump(_module_body(row, audit=True))
+        nested_modules[row.id] = _dump(_module_body(row, audit=False))
+    async for line in _token_lines(session, nested_modules):
+        yield line
+
+
+async def _account_lines(session: AsyncSession) -> AsyncIterator[str]:
+    account: Row[Any] | None = None
+    groups: list[dict[str, Any]] = []
+    async for row in repository.account_rows(session):
+        if account is not None and row.id != account.id:
+            yield _account_line(account, groups)
+            groups = []
+        account = row
+        if row.group_id is not None:
+            groups.append({
+                "id": row.group_id, "href": f"/public/v1/accounts/user-groups/{row.group_id}",
+                "name": row.group_name, "description": row.group_description,
+                "logo": row.group_logo, "isDefault": row.group_is_default, "modules": []})
+    if account is not None:
+        yield _account_line(account, groups)
+
+
+def _account_line(row: Row[Any], groups: list[dict[str, Any]]) -> str:
+    body = _account_body(row._mapping, "")
+    body["groups"] = groups
+    body["audit"] = _audit(row)
+    body["revision"] = row.revision
+    return _dump(body)
+
+
+def _account_body(values: Any, prefix: str) -> dict[str, Any]:
+    """render_account(full=False) of a row's columns named `prefix` + column name."""
+
+    def value(name: str) -> Any:
+        return values[prefix + name]
+
+    account_id = value("id")
+    icon_at = value("icon_updated_at")
+    return {
+        "id": account_id,
+        "href": account_href(account_id),
+        "type": value("type"),
+        "status": value("status"),
+        "name": value("name"),
+        "description": value("description"),
+        "icon": (None if icon_at is None else
+                 f"{account_href(account_id)}/icon?v={int(as_utc(icon_at).timestamp() * 1000)}"),
+        "externalIds": {"pyraTenantId": value("pyra_tenant_id")},
+        "externalId": value("external_id"),
+        "externalName": value("external_name"),
+        "serviceLevel": value("service_level"),
+        "address": value("address"),
+        "technicalSupportEmail": value("technical_support_email"),
+        "website": value("website"),
+    }
+
+
+def _module_body(row: Row[Any], *, audit: bool) -> dict[str, Any]:
+    """render_module of a row."""
+    body: dict[str, Any] = {
+        "id": row.id, "href": module_href(row.id), "name": row.name,
+        "description": row.description, "accountTypes": list(row.account_types),
+        "isEnabledByDefault": row.is_enabled_by_default,
+        "isConfigurable": row.is_configurable, "paid": row.paid,
+        "settings": dict(row.settings), "filters": dict(row.filters)}
+    if audit:
+        body["audit"] = _audit(row)
+        body["revision"] = row.revision
+    return body
+
+
+async def _token_lines(session: AsyncSession, nested_modules: dict[str, str]
+                       ) -> AsyncIterator[str]:
+    nested_accounts: dict[str, str] = {}
+    token: Row[Any] | None = None
+    module_ids: list[str] = []
+    async for row in repository.token_rows(session):
+        if token is not None and row.id != token.id:
+            yield _token_line(token, module_ids, nested_accounts, nested_modules)
+            module_ids = []
+        token = row
+        if row.module_id is not None:
+            module_ids.append(row.module_id)
+    if token is not None:
+        yield _token_line(token, module_ids, nested_accounts, nested_modules)
+
+
+def _token_line(row: Row[Any], module_ids: list[str], nested_accounts: dict[str, str],
+                nested_modules: dict[str, str]) -> str:
+    """render_token of a row, plus its secretHash. The nested account and modules are
+    spliced in already encoded: the same bytes as encoding the whole object at once."""
+    account = nested_accounts.get(row.account_id)
+    if account is None:
+        if len(nested_accounts) >= NESTED_ACCOUNTS:
+            nested_accounts.clear()
+        account = nested_accounts[row.account_id] = _dump(_account_body(row._mapping,
+                                                                        "owner_"))
+    head = _dump({"id": row.id, "href": token_href(row.id), "name": row.name,
+                  "description": row.description, "icon": row.icon, "status": row.status,
+                  "lastAccessAt": render(row.last_access_at)})
+    tail = _dump({"audit": _audit(row), "revision": row.revision,
+                  "secretHash": row.secret_hash})
+    modules = ",".join(nested_modules[module_id] for module_id in module_ids)
+    return f'{head[:-1]},"account":{account},"modules":[{modules}],{tail[1:]}'
+
+
+def _audit(row: Row[Any]) -> dict[str, Any]:
+    """Audited.render_audit of a row."""
+    audit = {"created": _event(row.created_at, row.created_by_id, row.created_by_name)}
+    if row.updated_at is not None:
+        audit["updated"] = _event(row.updated_at, row.updated_by_id, row.updated_by_name)
+    return audit
+
+
+def _event(at: Any, by_id: str | None, by_name: str | None) -> dict[str, Any]:
+    by = None
+    if by_id is not None:
+        by = {"id": by_id, "name": by_name, "icon": None,
+              "href": token_href(by_id) if by_id.startswith("TKN-") else None}
+    return {"at": render(at), "by": by}
+
+
+# One encoder for every line: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _dump(body: dict[str, Any]) -> str:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(body)
