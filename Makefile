@@ -56,8 +56,9 @@ lint: $(VENV)/.installed-test
 clean:
 	rm -rf $(VENV) $(CLI_VENV) .pytest_cache test-output
 
-# Load benchmark (see bench/README.md): `make bench`, `make bench BENCH_ARGS=--small`,
-# `make bench BENCH_ARGS='--smoke --database sqlite'`. Drives the server with Debian's wrk.
+# Load benchmark (see bench/README.md; the package bench/, entry point bench/run.py): `make bench`,
+# `make bench BENCH_ARGS=--small`, `make bench BENCH_ARGS='--smoke --database sqlite'`,
+# `BENCH_ARGS='--small --scenarios healthz,read-cold,read-mix'`. Drives the server with Debian's wrk.
 .PHONY: bench bench-tools
 
 bench-tools:
