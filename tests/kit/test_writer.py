@@ -1,0 +1,260 @@
+"""SQLite's one writer per process (kit/db.Writer): units of work that write take turns, none
+holds the writer while a request body arrives, and no way out of a unit of work (commit,
+rollback, an error, a cancelled task) keeps it. PostgreSQL has no writer.
+
+Interleaving is observed on the app's real engine: every statement that writes (or reads for
+update) and every end of a transaction is recorded with its connection, and no connection
+may write while another's unit of work is open."""
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from tests.factories import Factory, Issued
+from tests.helpers import TOKENS, problem
+from tokenhouse.kit.db import Writer, writer_of
+
+CONCURRENT = 60
+
+
+def _writer(app: FastAPI, backend: str) -> Writer:
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL has no writer of its own (see test_postgresql_has_no_writer)")
+    writer = writer_of(app.state.runtime.engine)
+    assert writer is not None
+    return writer
+
+
+class Units:
+    """The units of work of an engine as they happen: who wrote while whose was open."""
+
+    def __init__(self) -> None:
+        self.open: Any = None
+        self.overlaps: list[str] = []
+        self.writes = 0
+        self.ends = 0
+
+    def wrote(self, conn: Connection, _cursor: Any, statement: str, _parameters: Any,
+              context: Any, _executemany: bool) -> None:
+        compiled = getattr(context, "compiled", None)
+        for_update = getattr(getattr(compiled, "statement", None), "_for_update_arg", None)
+        head = statement.lstrip().split(None, 1)[0].upper()
+        if for_update is None and head not in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
+            return
+        key = conn.connection.dbapi_connection
+        if self.open is not None and self.open is not key:
+            self.overlaps.append(statement[:60])
+        self.open = key
+        self.writes += 1
+
+    def ended(self, conn: Connection) -> None:
+        if self.open is conn.connection.dbapi_connection:
+            self.open = None
+            self.ends += 1
+
+
+@contextmanager
+def recording(app: FastAPI) -> Iterator[Units]:
+    """Record the units of work of the app's engine (its listeners run after the writer's,
+    which was put in place when the engine was made)."""
+    engine = app.state.runtime.engine.sync_engine
+    units = Units()
+    listeners = (("before_cursor_execute", units.wrote), ("commit", units.ended),
+                 ("rollback", units.ended))
+    for name, listener in listeners:
+        event.listen(engine, name, listener)
+    try:
+        yield units
+    finally:
+        for name, listener in listeners:
+            event.remove(engine, name, listener)
+
+
+async def test_concurrent_writes_never_interleave(app: FastAPI, backend: str,
+                                                  client: httpx.AsyncClient,
+                                                  factory: Factory) -> None:
+    """Creates, PUTs without `revision`, disables and enables of the same tokens at once:
+    one unit of work at a time, no 409 for a PUT (its read for update is serialised with
+    the write), no 503, no `database is locked`."""
+    _writer(app, backend)
+    admin = await factory.admin()
+    tenant = await factory.tenant()
+    targets = [await factory.token(tenant.account_id) for _ in range(3)]
+    body = {"name": "Made at once", "account": {"id": tenant.account_id},
+            "modules": [{"id": (await factory.modules())["Access Management"]}]}
+
+    async def one(i: int) -> httpx.Response:
+        target = f"{TOKENS}/{targets[i % len(targets)].id}"
+        match i % 4:
+            case 0:
+                return await client.post(TOKENS, json=body, headers=admin.headers)
+            case 1:
+                return await client.put(target, json={"description": f"change {i}"},
+                                        headers=admin.headers)
+            case 2:
+                return await client.post(f"{target}/disable", headers=admin.headers)
+            case _:
+                return await client.post(f"{target}/enable", headers=admin.headers)
+
+    with recording(app) as units:
+        responses = await asyncio.gather(*(one(i) for i in range(CONCURRENT)))
+    for i, response in enumerate(responses):
+        assert "database is locked" not in response.text
+        if i % 4 in (0, 1):  # creates and PUTs always succeed
+            assert response.status_code == (201 if i % 4 == 0 else 200), response.text
+        else:  # a disable of a Disabled token (or an enable of an Active one) is a 409
+            assert response.status_code in (200, 409), response.text
+    assert units.overlaps == []
+    assert units.writes >= CONCURRENT and units.ends >= CONCURRENT // 4
+    # Every PUT landed: each bumped the revision once.
+    revisions = [(await client.get(f"{TOKENS}/{target.id}", headers=admin.headers)
+                  ).json()["revision"] for target in targets]
+    puts_and_toggles = sum(1 for i, r in enumerate(responses)
+                           if i % 4 != 0 and r.status_code == 200)
+    assert sum(revisions) - len(targets) == puts_and_toggles
+
+
+async def test_a_failed_unit_of_work_gives_the_writer_back(app: FastAPI, backend: str,
+                                                           client: httpx.AsyncClient,
+                                                           factory: Factory) -> None:
+    writer = _writer(app, backend)
+    admin = await factory.admin()
+    tenant = await factory.tenant()
+    deleted = await factory.token(tenant.account_id, status="Deleted")
+    # Read for update (the writer taken), then refused: 409, 400.
+    problem(await client.put(f"{TOKENS}/{deleted.id}", json={"name": "x"},
+                             headers=admin.headers), 409)
+    await _writes(client, admin, tenant.id)
+    problem(await client.put(f"{TOKENS}/{tenant.id}", json={"name": None},
+                             headers=admin.headers), 400)
+    await _writes(client, admin, tenant.id)
+    # A statement the database refuses, in a session of the app's own.
+    async with app.state.runtime.sessions() as session:
+        await session.execute(text("UPDATE api_tokens SET description = 'x' WHERE id = :id"),
+                              {"id": tenant.id})
+        assert writer.held
+        with pytest.raises(IntegrityError):
+            await session.execute(text("UPDATE api_tokens SET account_id = 'ACC-NONE' "
+                                       "WHERE id = :id"), {"id": tenant.id})
+        await session.rollback()
+    await _writes(client, admin, tenant.id)
+
+
+async def test_a_cancelled_unit_of_work_gives_the_writer_back(
+        app: FastAPI, backend: str, client: httpx.AsyncClient, factory: Factory) -> None:
+    """Cancelled while holding the writer, and while waiting for it."""
+    writer = _writer(app, backend)
+    admin = await factory.admin()
+    tenant = await factory.tenant()
+    wrote, about, never = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with app.state.runtime.sessions() as session:
+            await session.execute(text("UPDATE api_tokens SET description = 'held' "
+                                       "WHERE id = :id"), {"id": tenant.id})
+            wrote.set()
+            await never.wait()
+
+    async def waiter() -> None:
+        async with app.state.runtime.sessions() as session:
+            about.set()
+            await session.execute(text("UPDATE api_tokens SET description = 'waited' "
+                                       "WHERE id = :id"), {"id": tenant.id})
+            await session.commit()
+
+    holding = asyncio.create_task(holder())
+    await wrote.wait()
+    assert writer.held
+    waiting = asyncio.create_task(waiter())
+    await about.wait()
+    for _ in range(20):  # on its way to the writer, or queued for it
+        await asyncio.sleep(0)
+    for task in (waiting, holding):  # the waiter first: it never had the writer
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    await _writes(client, admin, tenant.id)
+
+
+async def _slow(first: bytes, rest: bytes, asked: asyncio.Event,
+                go: asyncio.Event) -> AsyncIterator[bytes]:
+    """A body sent in two parts: the second once `go` is set (`asked`: the server waits for
+    it)."""
+    yield first
+    asked.set()
+    await go.wait()
+    yield rest
+
+
+async def _writes(client: httpx.AsyncClient, admin: Issued, token_id: str) -> None:
+    """A write goes through: the writer is free (a unit of work that kept it would make this
+    one wait for it, and fail with a 503 after kit.db.BUSY_SECONDS). A `held` check would
+    race with the background writers (the last-access flush, the change table's clean-up)."""
+    response = await client.put(f"{TOKENS}/{token_id}", json={"description": "next"},
+                                headers=admin.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["description"] == "next"
+
+
+@pytest.mark.parametrize("action", ["put", "disable", "enable"])
+async def test_a_body_still_arriving_does_not_hold_the_writer(
+        action: str, app: FastAPI, backend: str, client: httpx.AsyncClient,
+        factory: Factory) -> None:
+    """A change whose body is half sent waits for the rest before it reads the token for
+    update: meanwhile other writes go through (if it held the writer, the one below would
+    wait for it, and `go` would never be set)."""
+    _writer(app, backend)
+    admin = await factory.admin()
+    tenant = await factory.tenant()
+    target = await factory.token(tenant.account_id,
+                                 status="Disabled" if action == "enable" else "Active")
+    asked, go = asyncio.Event(), asyncio.Event()
+    headers = {**admin.headers, "Content-Type": "application/json"}
+    if action == "put":
+        slow = client.put(f"{TOKENS}/{target.id}", headers=headers,
+                          content=_slow(b'{"description":', b' "slow"}', asked, go))
+    else:
+        slow = client.post(f"{TOKENS}/{target.id}/{action}", headers=headers,
+                           content=_slow(b"{", b"}", asked, go))
+    sending = asyncio.create_task(slow)
+    try:
+        await asked.wait()
+        other = await client.put(f"{TOKENS}/{tenant.id}", json={"description": "meanwhile"},
+                                 headers=admin.headers)
+        assert other.status_code == 200, other.text
+        assert not sending.done()
+    finally:
+        go.set()
+    response = await sending
+    assert response.status_code == 200, response.text
+    await _writes(client, admin, target.id)
+
+
+async def test_the_last_access_flush_goes_through_the_writer(
+        app: FastAPI, backend: str, client: httpx.AsyncClient, factory: Factory) -> None:
+    _writer(app, backend)
+    tenant = await factory.tenant()
+    recorder = app.state.runtime.last_access
+    with recording(app) as units:
+        assert (await client.get(f"{TOKENS}/{tenant.id}", headers=tenant.headers)
+                ).status_code == 200
+        await recorder.flush()
+    assert units.writes >= 1 and units.overlaps == []
+
+
+async def test_postgresql_has_no_writer(app: FastAPI, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite has one")
+    engine = app.state.runtime.engine
+    assert writer_of(engine) is None
+    # The dialect's commit and rollback are its own (no wrapper in the way).
+    assert "do_commit" not in vars(engine.sync_engine.dialect)
+
