@@ -58,6 +58,7 @@ class Benchmark:
         self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.output: Path = args.output or (
             RESULTS_DIR / f"{self.stamp}-{self.mode.name}-{args.database}-{args.server}.json")
+        self.output.parent.mkdir(parents=True, exist_ok=True)  # profiles go there too
         self.report: dict[str, Any] = {
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "mode": self.mode.name, "database": args.database, "server": args.server,
