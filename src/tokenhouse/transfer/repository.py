@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
+    Boolean,
     Column,
     ColumnElement,
+    Executable,
     Integer,
     MetaData,
     Select,
@@ -45,7 +47,8 @@ LINKS = token_modules
 
 AUDIT = ("created_at", "created_by_id", "created_by_name", "updated_at", "updated_by_id",
          "updated_by_name")
-# The staged rows: (line, [position,] *columns), the columns in these orders.
+# The staged rows: (line, [position,] *columns[, repeat]), the columns in these orders;
+# a link's `repeat` says that its token lists the module earlier already.
 ACCOUNT_COLUMNS = ("id", "type", "status", "name", "description", "external_id",
                    "external_name", "pyra_tenant_id", "service_level", "address",
                    "technical_support_email", "website", "revision", *AUDIT)
@@ -108,6 +111,8 @@ class Staging:
                 columns.append(Column("position", Integer))
             # JSON documents are staged as the text the real column receives.
             columns += [Column(n, Text if n == "address" else source.c[n].type) for n in names]
+            if source is LINKS:
+                columns.append(Column("repeat", Boolean))
             return Table(name, metadata, *columns, prefixes=["TEMPORARY"], **options)
 
         tables = {
@@ -147,7 +152,7 @@ class Staging:
             await self._connection.execute(insert(table), [
                 dict(zip(names, row, strict=True)) for row in rows[start:start + BATCH]])
 
-    async def _rows(self, statement: Select[Any]) -> list[tuple[Any, ...]]:
+    async def _rows(self, statement: Executable) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in await self._connection.execute(statement)]
 
     async def repeated(self, name: str, column: str, limit: int
@@ -200,25 +205,72 @@ class Staging:
                      .order_by(links.c.line, links.c.position))
         return [(row[0], row[1], row[2]) for row in await self._rows(statement)]
 
-    async def write(self) -> None:
-        """Copy the staged rows into the real tables.
+    async def write(self, *, bulk: bool) -> None:
+        """Copy the staged rows into the real tables (then, on PostgreSQL, update the
+        planner's statistics of those tables, which autovacuum would do only later).
 
         On the connection, not through the session: the session's hook would read an
         INSERT ... SELECT of links as naming no token and drop every cache (AllChanged).
         Every row here is new (ids already in the store were refused), and a new row
         changes nothing cached: the same as the hook derives for new tokens and accounts
-        inserted row by row (kit/invalidation.py)."""
+        inserted row by row (kit/invalidation.py).
+
+        `bulk` (PostgreSQL): the foreign keys and secondary indexes of the tokens and their
+        links are dropped before the copy and made again after it, each in one pass over
+        the table instead of a trigger call and an index insertion per row (which made a
+        million tokens take minutes). This holds an exclusive lock on both tables until
+        the transaction ends: requests that read tokens wait for the import. The store's
+        definitions are read from its catalog, so they come back exactly as they were, or
+        (the same transaction) not at all changed."""
+        rebuild: list[str] = []
+        if bulk and self._postgres:
+            rebuild = await self._drop_derived()
         pairs = ((ACCOUNTS, "accounts"), (GROUPS, "groups"), (TOKENS, "tokens"))
         for target, name in pairs:
             staged = self.tables[name]
-            names = [c.name for c in staged.columns if c.name not in ("line", "position")]
+            names = [c.name for c in staged.columns if c.name in target.c]
             values = [staged.c[n].cast(JSONB) if n == "address" and self._postgres
                       else staged.c[n] for n in names]
             await self._connection.execute(
                 insert(target).from_select(names, select(*values)))
         links = self.tables["links"]
         await self._connection.execute(insert(LINKS).from_select(
-            list(LINK_COLUMNS), select(links.c.token_id, links.c.module_id).distinct()))
+            list(LINK_COLUMNS),
+            select(links.c.token_id, links.c.module_id).where(links.c.repeat.is_(False))))
+        for statement in rebuild:
+            await self._connection.execute(text(statement))
+        if self._postgres:
+            for table in (ACCOUNTS, GROUPS, TOKENS, LINKS):
+                await self._connection.execute(text(f"ANALYZE {table.name}"))
+
+    async def _drop_derived(self) -> list[str]:
+        """Drop the keys, foreign keys and indexes of the tokens and their links (and the
+        foreign keys that refer to them); returns the statements that make them again, in
+        an order that works (keys before the foreign keys that refer to them)."""
+        tables = f"('{TOKENS.name}'::regclass, '{LINKS.name}'::regclass)"
+        constraints = await self._rows(text(
+            "SELECT contype = 'f',"
+            " format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname),"
+            " format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname,"
+            " pg_get_constraintdef(oid)) FROM pg_constraint"
+            f" WHERE (contype IN ('p', 'u') AND conrelid IN {tables})"
+            f" OR (contype = 'f' AND (conrelid IN {tables} OR confrelid IN {tables}))"
+            " ORDER BY conname"))
+        indexes = await self._rows(text(
+            "SELECT format('DROP INDEX %s', indexrelid::regclass), pg_get_indexdef(indexrelid)"
+            f" FROM pg_index WHERE indrelid IN {tables} AND NOT EXISTS"
+            " (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid) ORDER BY indexrelid"))
+        foreign = [(drop, make) for is_foreign, drop, make in constraints if is_foreign]
+        keys = [(drop, make) for is_foreign, drop, make in constraints if not is_foreign]
+        for drop, _ in [*foreign, *keys, *indexes]:
+            await self._connection.execute(text(drop))
+        return [make for _, make in [*keys, *indexes, *foreign]]
+
+    async def fewer_tokens_than(self, count: int) -> bool:
+        """Whether the store holds fewer than `count` tokens (reads at most that many)."""
+        some = select(TOKENS.c.id).limit(count).subquery()
+        total = await self._connection.scalar(select(func.count()).select_from(some))
+        return (total or 0) < count
 
     async def analyze(self) -> None:
         """Give PostgreSQL's planner the staged tables' sizes (autovacuum never sees TEMP
@@ -233,6 +285,11 @@ class Staging:
 async def _stream(session: AsyncSession, statement: Select[Any]) -> AsyncIterator[Row[Any]]:
     """The rows of `statement`, STREAM_ROWS at a time from a server-side cursor (one hop
     through SQLAlchemy's async bridge per batch, not per row)."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        # The plan of a query over every row is costly enough for JIT compilation, which
+        # takes seconds and gains nothing for a stream read once.
+        await connection.execute(text("SET LOCAL jit = off"))
     result = await session.stream(statement.execution_options(yield_per=STREAM_ROWS))
     async for batch in result.partitions(STREAM_ROWS):
         for row in batch:
@@ -255,14 +312,17 @@ def module_rows(session: AsyncSession) -> AsyncIterator[Row[Any]]:
 
 
 def token_rows(session: AsyncSession) -> AsyncIterator[Row[Any]]:
-    """Every token in id order with its account's columns (`owner_*`), one row per
-    module in id order (one row with a null `module_id` for a token without any)."""
-    account_columns = [ACCOUNTS.c[n].label(f"owner_{n}") for n in (
+    """Every token in id order, with its account's columns (`owner_*`; the address as
+    JSON text, decoded only where it is used) and its modules' ids (`module_ids`: comma
+    separated, in no particular order)."""
+    owner = [ACCOUNTS.c[n].label(f"owner_{n}") for n in (
         "id", "type", "status", "name", "description", "icon_updated_at", "pyra_tenant_id",
-        "external_id", "external_name", "service_level", "address",
-        "technical_support_email", "website")]
-    statement = (select(*TOKENS.c, *account_columns, LINKS.c.module_id)
-                 .select_from(TOKENS.join(ACCOUNTS, ACCOUNTS.c.id == TOKENS.c.account_id)
-                              .outerjoin(LINKS, LINKS.c.token_id == TOKENS.c.id))
-                 .order_by(TOKENS.c.id, LINKS.c.module_id))
+        "external_id", "external_name", "service_level", "technical_support_email",
+        "website")]
+    module_ids = (select(func.aggregate_strings(LINKS.c.module_id, ","))
+                  .where(LINKS.c.token_id == TOKENS.c.id).scalar_subquery())
+    statement = (select(*TOKENS.c, *owner, ACCOUNTS.c.address.cast(Text).label("owner_address"),
+                        module_ids.label("module_ids"))
+                 .select_from(TOKENS.join(ACCOUNTS, ACCOUNTS.c.id == TOKENS.c.account_id))
+                 .order_by(TOKENS.c.id))
     return _stream(session, statement)
