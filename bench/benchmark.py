@@ -165,12 +165,12 @@ class Benchmark:
 
     def serve(self, setup: ServerSetup, scenarios: list[Scenario]) -> None:
         """A fresh server with the setup's settings, each of its scenarios in turn."""
-        assert self.credentials is not None
+        assert self.credentials is not None and self.data is not None
         with self.serving(setup) as served:
             base_url = served.server.base_url
             if any(s.name == "list" for s in scenarios):
                 client = make_client_token(base_url, self.credentials.admin,
-                                           self.report["data"]["showcase_account"])
+                                           self.data.showcase_account)
                 self.credentials = dataclasses.replace(self.credentials, client=client)
                 self.wrk_env["BENCH_CLIENT_SECRET"] = client
             # read-mix is checked after its windows: a request before would warm it.
