@@ -265,7 +265,7 @@ async def test_services_check_the_permission_themselves(app: FastAPI,
 
 
 async def _actor_of(app: FastAPI, issued: Issued) -> Actor:
-    return await authenticate(sessions=app.state.runtime.sessions, secret=issued.secret,
+    return await authenticate(engine=app.state.runtime.engine, secret=issued.secret,
                               key=app.state.runtime.hmac_key)
 
 

@@ -1,10 +1,14 @@
 """Who is acting: an API token (with its account and modules), or the server's operator."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tokenhouse.accounts.models import AccountType
 from tokenhouse.kit.audit import By
 from tokenhouse.kit.problems import Forbidden
+
+if TYPE_CHECKING:
+    from tokenhouse.tokens.views import View
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +19,9 @@ class Actor:
     module_ids: frozenset[str]
     token_id: str | None = None
     token_name: str | None = None
+    # The acting token's representation, read with the credential by this request's
+    # authentication (a first-seen token: one round trip for both). Never on a cached actor.
+    own_view: "View | None" = field(default=None, compare=False, repr=False)
 
     @property
     def is_operations(self) -> bool:

@@ -25,8 +25,9 @@ async def current_actor(request: Request) -> Actor:
     # in memory: on the hot path (a cached credential, a route served from memory) no
     # session is created at all. It reads committed data only, so it needs no part in the
     # route's unit of work.
-    actor = await authenticate(sessions=held.sessions, secret=secret.strip(),
-                               key=held.hmac_key, cache=held.credentials)
+    actor = await authenticate(engine=held.engine, secret=secret.strip(),
+                               key=held.hmac_key, cache=held.credentials,
+                               views=held.token_views)
     if actor.token_id is not None:
         held.last_access.touch(actor.token_id)
     return actor

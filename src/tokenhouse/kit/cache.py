@@ -5,8 +5,9 @@ One way in, with its rule inside: `get_or_load(key, load)` answers from memory, 
 `load` and keeps its result unless a change arrived while `load` ran (a stale read can then
 never overwrite an invalidation: the cache notes its `generation`, bumped by every change,
 before loading, and keeps the result only if it has not moved). `load` is that second half
-alone, and `load_many` the same for several entries read at once. There is no other way to
-put a value in.
+alone, and `load_many` the same for several entries read at once; `mark()` is the same
+rule for one read that fills several caches (the generation is noted before the read, and
+only a value kept through that mark goes in). There is no other way to put a value in.
 
 `get` is the hit alone, for hot paths that try it first: a dict look-up, no coroutine, no
 closure, nothing awaited.
@@ -87,18 +88,25 @@ class TaggedCache[V]:
     async def load(self, key: str, load: Callable[[], Awaitable[V]]) -> V:
         """What `load` returns (an exception goes through, and nothing is kept), kept for
         `key` unless a change arrived while it ran. For a caller that tried `get` itself."""
-        generation = self._generation
+        mark = self.mark()
         value = await load()
-        self._keep(key, value, generation)
+        mark.keep(key, value)
         return value
+
+    def mark(self) -> "Mark[V]":
+        """The cache as it is before a read whose result is to be kept, when one read fills
+        several caches (or keeps something other than what it returns): take the mark
+        before reading, and keep through it; what a change made stale in between is not
+        kept."""
+        return Mark(self, self._generation)
 
     async def load_many(self, load: Callable[[], Awaitable[dict[str, V]]]) -> dict[str, V]:
         """What `load` returns (values by key), each kept unless a change arrived while it
         loaded."""
-        generation = self._generation
+        mark = self.mark()
         values = await load()
         for key, value in values.items():
-            self._keep(key, value, generation)
+            mark.keep(key, value)
         return values
 
     def apply(self, change: Change) -> None:
@@ -155,3 +163,15 @@ class TaggedCache[V]:
                 keys.discard(key)
                 if not keys:
                     del index[tag]
+
+
+@dataclass(frozen=True, slots=True)
+class Mark[V]:
+    """A cache's generation before a read (see `TaggedCache.mark`)."""
+
+    cache: TaggedCache[V]
+    generation: int
+
+    def keep(self, key: str, value: V) -> None:
+        """Keep `value` for `key`, unless a change arrived since the mark was taken."""
+        self.cache._keep(key, value, self.generation)

@@ -75,10 +75,13 @@ async def read_token(*, sessions: async_sessionmaker[AsyncSession], actor: Actor
                      token_id: str, views: TokenViews) -> View:
     """A visible token's view (GET of one token), under the rules of `get_token`.
 
-    Served from memory when there; otherwise read in a short read-only session of its own
+    A token reading itself is served the view its authentication just read, if it was read;
+    others are served from memory when there; otherwise read in a short read-only session of its own
     (opened only then) and kept."""
     if token_id != actor.token_id:
         MANAGE.check(actor)
+    elif actor.own_view is not None:
+        return actor.own_view  # read with the credential, by this very request
     view = views.get(token_id)
     if view is not None and repository.can_see(actor, view.account_id, view.status):
         return view
