@@ -171,9 +171,14 @@ def render(report: dict[str, Any]) -> str:
         for name, server in servers.items():
             memory = server["memory"]
             workers = ", ".join(f"{w['peak_rss_mb']:.0f} MB" for w in memory["workers"])
+            cache = server["cache"]
+            hits = (f"; cache hit ratio credentials "
+                    f"{fmt(cache['credentials']['hit_ratio'], '.3f')}, token views "
+                    f"{fmt(cache['token_views']['hit_ratio'], '.3f')}"
+                    if cache["processes"] else "")
             lines.append(f"server {name}: peak RSS (VmHWM) workers {workers}; supervisor "
                          f"{memory['supervisor']['peak_rss_mb']:.0f} MB; stopped with "
-                         f"SIGTERM: exit code {server['stop']['exit_code']}")
+                         f"SIGTERM: exit code {server['stop']['exit_code']}{hits}")
     targets = report.get("targets")
     if targets:
         note = " (indicative: not the full PostgreSQL set)" if targets["indicative"] else ""
