@@ -108,7 +108,6 @@ class Benchmark:
         self.report["machine"]["cpu_probe_ms_after"] = cpu_probe()
         score(self.report)
         result = as_json(self.report)
-        self.output.parent.mkdir(parents=True, exist_ok=True)
         self.output.write_text(json.dumps(result, indent=2) + "\n")
         return result | {"output": str(self.output)}
 
