@@ -152,7 +152,8 @@ def render(report: dict[str, Any]) -> str:
     mix = report.get("read_mix")
     if mix:
         cache = mix["cache"]
-        hits = ("not logged by the server" if not cache["processes"] else
+        hits = (f"not logged by the server (its log level: {report['log_level']}; the "
+                f"counters are logged at info)" if not cache["processes"] else
                 f"credentials {fmt(cache['credentials']['hit_ratio'], '.3f')}, token views "
                 f"{fmt(cache['token_views']['hit_ratio'], '.3f')} "
                 f"({cache['processes']} processes)")
