@@ -25,6 +25,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -126,6 +127,11 @@ class Staging:
         staging = cls(connection, tables)
         if not postgres:
             await staging.close()
+        else:
+            # The checks hash a million ids, and a bulk write sorts them into indexes: in
+            # the server's memory rather than in temporary files (this transaction only).
+            await connection.execute(text("SET LOCAL work_mem = '256MB'"))
+            await connection.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
         for table in tables.values():
             await connection.execute(CreateTable(table))
         return staging
@@ -158,15 +164,27 @@ class Staging:
     async def repeated(self, name: str, column: str, limit: int
                        ) -> list[tuple[int, str, int]]:
         """(line, value, first line) of the rows repeating a value of `column` (not null)
-        that an earlier row (by line, then position) holds."""
-        table = self.tables[name]
-        value = table.c[column]
-        order = [table.c.line, table.c.position] if "position" in table.c else [table.c.line]
+        that an earlier row (by line, then position) holds. `name` "ids": the id of every
+        line that has one (staged as an id, an account or a token)."""
+        if name == "ids":
+            parts = [select(self.tables[part].c.line, self.tables[part].c.id.label("value"))
+                     for part in ("ids", "accounts", "tokens")]
+            rows = union_all(*parts).subquery()
+            value, order = rows.c.value, [rows.c.line]
+        else:
+            table = self.tables[name]
+            rows = select(*(c for c in (table.c.line, table.c.get("position")) if c is not None),
+                          table.c[column].label("value")
+                          ).where(table.c[column].is_not(None)).subquery()
+            value = rows.c.value
+            order = [c for c in (rows.c.line, rows.c.get("position")) if c is not None]
+        # Ranked are only the values held more than once (hashed: no sort of every row).
+        held_again = select(value).group_by(value).having(func.count() > 1)
         ranked = select(
-            table.c.line, value.label("value"),
+            rows.c.line, value,
             func.row_number().over(partition_by=value, order_by=order).label("rank"),
-            func.min(table.c.line).over(partition_by=value).label("first"),
-        ).where(value.is_not(None)).subquery()
+            func.min(rows.c.line).over(partition_by=value).label("first"),
+        ).where(value.in_(held_again)).subquery()
         statement = (select(ranked.c.line, ranked.c.value, ranked.c.first)
                      .where(ranked.c.rank > 1).order_by(ranked.c.line, ranked.c.value)
                      .limit(limit))

@@ -72,7 +72,9 @@ class Chunk:
 
     lines: int = 0  # lines read, blank ones included
     problems: list[tuple[int, str]] = field(default_factory=list)
-    ids: list[tuple[int, str]] = field(default_factory=list)  # every line that has an id
+    # (line, id) of the lines that have an id but no account or token row (whose rows
+    # carry it): module lines, lines of a wrong shape.
+    ids: list[tuple[int, str]] = field(default_factory=list)
     accounts: list[tuple[Any, ...]] = field(default_factory=list)
     groups: list[tuple[Any, ...]] = field(default_factory=list)
     tokens: list[tuple[Any, ...]] = field(default_factory=list)
@@ -98,10 +100,20 @@ def read_chunks(lines: Iterable[str], size: int = CHUNK_LINES) -> Iterator[Chunk
         yield chunk
 
 
-# A NUL character or a lone surrogate in a decoded line comes from such an escape, or from
-# the character itself in a text that was not read from a UTF-8 file. A line without any
-# (nearly all) skips the walk of every value in `_unstorable`.
-_SUSPECT = re.compile("[\x00\ud800-\udfff]|\\\\u(?:0000|[dD][89abcdefABCDEF])")
+# A NUL character or a lone surrogate in a decoded line comes from such an escape, or from a
+# lone surrogate itself in a text that was not read from a UTF-8 file (a NUL itself is not
+# valid JSON). A line without any (nearly all) skips the walk of every value in
+# `_unstorable`.
+_ESCAPE = re.compile(r"\\u(?:0000|[dD][89abcdefABCDEF])")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _suspect(text: str) -> bool:
+    """Whether the line may hold a NUL or a lone surrogate, or nest too deeply (no value
+    nests deeper than the line has brackets)."""
+    return bool(("\\u" in text and _ESCAPE.search(text))
+                or (not text.isascii() and _SURROGATE.search(text))
+                or text.count("{") + text.count("[") > MAX_DEPTH)
 
 
 def _read_line(text: str, number: int, chunk: Chunk, now: Any) -> str | None:
@@ -114,8 +126,7 @@ def _read_line(text: str, number: int, chunk: Chunk, now: Any) -> str | None:
     if kind is None or not isinstance(object_id, str):
         return "not an object with an id starting ACC-, MOD- or TKN-"
     shown = _shown(object_id)
-    # No value nests deeper than the line has brackets.
-    if _SUSPECT.search(text) or text.count("{") + text.count("[") > MAX_DEPTH:
+    if _suspect(text):
         where, problem = _unstorable(data)
         if problem is not None:
             return f"{shown}: {where}: {problem}"
@@ -126,6 +137,8 @@ def _read_line(text: str, number: int, chunk: Chunk, now: Any) -> str | None:
         first = exc.errors()[0]
         where = ".".join(_shown(str(part)) for part in first["loc"]) or "line"
         return f"{shown}: {where}: {first['msg']}"
+    if isinstance(line, TokenLine | AccountLine):
+        chunk.ids.pop()
     if isinstance(line, TokenLine):
         chunk.tokens.append((number, line.id, line.account.id, line.name, line.description,
                              line.icon, line.status, line.secretHash, line.lastAccessAt,
@@ -240,8 +253,11 @@ async def import_lines(*, session: AsyncSession, lines: Iterable[str],
     accounts = tokens = 0
     for chunk in read_chunks(lines, chunk_lines):
         problems += chunk.problems
-        await staging.add("ids", chunk.ids)
-        if not problems:  # else the rest is read for its problems only
+        if problems:  # the rest is read for its problems only: ids of rows are kept alone
+            await staging.add("ids", [*chunk.ids, *((row[0], row[1]) for row in
+                                                    [*chunk.accounts, *chunk.tokens])])
+        else:
+            await staging.add("ids", chunk.ids)
             for name in ("accounts", "groups", "tokens", "links"):
                 await staging.add(name, getattr(chunk, name))
             accounts += len(chunk.accounts)
