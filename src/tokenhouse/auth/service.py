@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.cache import CredentialCache
 from tokenhouse.kit import crypto
-from tokenhouse.kit.db import read_connection
 from tokenhouse.kit.problems import Unauthorized
 from tokenhouse.tokens import repository as tokens
 from tokenhouse.tokens.models import ApiToken, TokenStatus
@@ -59,8 +58,7 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
 
 async def _verify(engine: AsyncEngine, secret_hash: str, token_id: str) -> ApiToken:
     """The token of a secret, read from the database (see `authenticate`), or 401."""
-    async with read_connection(engine) as connection:
-        token = await tokens.find_credential(connection, secret_hash, token_id)
+    token = await tokens.find_credential(engine, secret_hash, token_id)
     if token is None or not crypto.same(token.id, token_id):
         raise Unauthorized(INVALID)
     if token.status != TokenStatus.ACTIVE:

@@ -21,7 +21,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.attributes import instance_dict
 
@@ -30,6 +30,7 @@ from tokenhouse.accounts.repository import account_fields
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit.audit import audit_schema
 from tokenhouse.kit.db import Base
+from tokenhouse.kit.direct import DirectSelect
 from tokenhouse.kit.repository import (
     PageStatements,
     cacheable,
@@ -229,7 +230,7 @@ _T, _A = len(_TOKEN_NAMES), len(_TOKEN_NAMES) + len(_ACCOUNT_NAMES)
 # One statement, one round trip: the token a secret belongs to with its account and its
 # modules (one row per module), everything authentication needs and everything the token's
 # representation shows. Built once (see `list_statements`).
-_CREDENTIAL = (
+_CREDENTIAL = DirectSelect(
     select(*_TOKEN_COLUMNS, *_ACCOUNT_COLUMNS, *_MODULE_COLUMNS)
     .join(Account, Account.id == ApiToken.account_id)
     .outerjoin(token_modules, token_modules.c.token_id == ApiToken.id)
@@ -240,18 +241,17 @@ _CREDENTIAL = (
 )
 
 
-async def find_credential(connection: AsyncConnection | AsyncSession, secret_hash: str,
+async def find_credential(engine: AsyncEngine, secret_hash: str,
                           token_id: str) -> ApiToken | None:
     """The token a secret hash belongs to, whatever its state (the caller decides), with its
     account and modules loaded: a transient object, attached to no session, to be
     judged and rendered (its representation is the same as a token read through the ORM:
     the same renderer runs on the same values). It runs on every uncached request, so it is
-    one plain query and no ORM loading.
+    one plain query, run on the driver's connection (kit/direct.py), and no ORM loading.
 
     The hash is not UNIQUE in the database (see migration 0007), so the token id the secret
     names is bound too: a hash stored on another row (a damaged import) never matches it."""
-    rows = (await connection.execute(_CREDENTIAL, {"secret_hash": secret_hash,
-                                                   "token_id": token_id})).all()
+    rows = await _CREDENTIAL.rows(engine, {"secret_hash": secret_hash, "token_id": token_id})
     if not rows:
         return None
     first = rows[0]

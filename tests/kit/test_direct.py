@@ -1,0 +1,95 @@
+"""kit/direct.py: the credential's statement sent by the driver itself (PostgreSQL). A
+statement that fails or is cancelled half-way never leaves its connection in the pool, and
+an outage is a 503 as for every other statement."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Numeric, cast, literal, select
+
+from tests.factories import Factory
+from tests.helpers import TOKENS
+from tests.test_faults import SERVER_DSN, client_of, pg_app, terminate, unavailable
+from tokenhouse.kit.direct import DirectSelect
+
+__all__ = ["pg_app"]  # the fixture, imported to be used here
+
+
+async def waiting_on_lock(database: str) -> None:
+    admin = await asyncpg.connect(f"{SERVER_DSN}/{database}")
+    try:
+        while not await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE "
+                                       "datname = $1 AND wait_event_type = 'Lock'", database):
+            await asyncio.sleep(0.01)
+    finally:
+        await admin.close()
+
+
+async def locked(database: str) -> AsyncIterator[asyncpg.Connection]:
+    locker = await asyncpg.connect(f"{SERVER_DSN}/{database}")
+    transaction = locker.transaction()
+    await transaction.start()
+    await locker.execute("LOCK TABLE api_tokens IN ACCESS EXCLUSIVE MODE")
+    return locker, transaction  # type: ignore[return-value]
+
+
+async def test_a_backend_killed_during_a_cold_read_is_a_503_and_the_pool_heals(
+        pg_app: tuple[FastAPI, str]) -> None:
+    app, database = pg_app
+    runtime = app.state.runtime
+    async with client_of(app) as client:
+        token = await Factory(app, client).tenant()
+        url = f"{TOKENS}/{token.id}"
+        locker, transaction = await locked(database)
+        try:
+            runtime.credentials.clear()
+            request = asyncio.create_task(client.get(url, headers=token.headers))
+            await waiting_on_lock(database)
+            while not await terminate(database, where="wait_event_type = 'Lock'"):
+                await asyncio.sleep(0.01)
+            unavailable(await request)
+        finally:
+            await transaction.rollback()
+            await locker.close()
+        for _ in range(5):  # no broken connection was handed back to the pool
+            runtime.credentials.clear()
+            assert (await client.get(url, headers=token.headers)).status_code == 200
+
+
+async def test_a_cold_read_cancelled_half_way_leaves_no_connection_behind(
+        pg_app: tuple[FastAPI, str]) -> None:
+    """A client gone while its credential is being read: the connection with the statement
+    in flight is dropped, not handed to the next request (which would read the answer of
+    the cancelled statement, or fail)."""
+    app, database = pg_app
+    runtime = app.state.runtime
+    async with client_of(app) as client:
+        factory = Factory(app, client)
+        first, second = await factory.tenant(), await factory.tenant()
+        locker, transaction = await locked(database)
+        try:
+            runtime.credentials.clear()
+            request = asyncio.create_task(client.get(f"{TOKENS}/{first.id}",
+                                                     headers=first.headers))
+            await waiting_on_lock(database)
+            request.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await request
+        finally:
+            await transaction.rollback()
+            await locker.close()
+        for _ in range(10):
+            runtime.credentials.clear()
+            response = await client.get(f"{TOKENS}/{second.id}", headers=second.headers)
+            assert response.status_code == 200 and response.json()["id"] == second.id
+
+
+async def test_a_column_that_needs_converting_is_refused(pg_app: tuple[FastAPI, str]) -> None:
+    """The driver's values are the answer only where SQLAlchemy would not convert them."""
+    app, _ = pg_app
+    query = DirectSelect(select(cast(literal("1.5"), Numeric(10, 2))))
+    with pytest.raises(TypeError, match="result processing"):
+        await query.rows(app.state.runtime.engine, {})
