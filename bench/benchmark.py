@@ -76,7 +76,9 @@ class Benchmark:
         self.database = Database(args.database, self.workdir, args.pg_dsn)
         self.key = secrets.token_urlsafe(48)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENHOUSE_")}
-        self.env.update(TOKENHOUSE_SECRET_KEY=self.key, TOKENHOUSE_LOG_LEVEL=args.log_level)
+        # No access log: a line per request would be measured with the request.
+        self.env.update(TOKENHOUSE_SECRET_KEY=self.key, TOKENHOUSE_LOG_LEVEL=args.log_level,
+                        TOKENHOUSE_ACCESS_LOG="false")
         self.wrk_env: dict[str, str] = {}
         self.data: Dataset | None = None
         self.credentials: Credentials | None = None

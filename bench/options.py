@@ -51,9 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "stack comparison; needs --granian)")
     parser.add_argument("--granian", help="granian executable of a virtualenv that also has "
                                           "tokenhouse installed")
-    parser.add_argument("--log-level", default="warning",
-                        help="TOKENHOUSE_LOG_LEVEL of the server (uvicorn's 'info' adds an "
-                             "access log line per request)")
+    parser.add_argument("--log-level", default="info",
+                        help="TOKENHOUSE_LOG_LEVEL of the server (the access log is off: "
+                             "TOKENHOUSE_ACCESS_LOG=false; at 'info' each worker logs its "
+                             "cache counters when it stops)")
     parser.add_argument("--profile", default="",
                         help="comma-separated scenarios to profile with py-spy (each worker, "
                              "during the first measured run); flame data next to the JSON")

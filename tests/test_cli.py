@@ -278,6 +278,22 @@ def test_serve_exits_zero_on_sigterm(installation: Installation) -> None:
         code = server.terminate(timeout=10)
         logs = server.logs()
     assert code == 0, f"exit status {code}:\n{logs}"
+    assert '"GET /healthz HTTP/1.1" 200' in logs  # the access log is on by default
+
+
+def test_serve_logs_its_cache_counters_and_no_access_line_when_told(
+        installation: Installation) -> None:
+    with Server(cwd=installation.cwd, env=clean_env(TOKENHOUSE_ACCESS_LOG="false")) as server:
+        server.wait_healthy()
+        with server.client(installation.secret) as client:
+            for _ in range(3):
+                assert client.get(f"{TOKENS}/{installation.token_id}").status_code == 200
+        assert server.terminate(timeout=10) == 0
+        logs = server.logs()
+    assert "GET /" not in logs, logs
+    # The first read found nothing in memory; the next two found the credential and the view
+    # that first read kept.
+    assert "cache stats: credentials hits=2 misses=1 token_views hits=2 misses=0" in logs, logs
 
 
 def test_serve_with_two_workers(installation: Installation) -> None:

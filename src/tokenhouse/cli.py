@@ -68,7 +68,8 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     # access log (and into anything that will read the client's address).
     uvicorn.run("tokenhouse.app:create_app", factory=True, host=host, port=port,
                 workers=workers, log_level=settings.log_level,
-                log_config=_log_config(settings.log_level), timeout_graceful_shutdown=30,
+                log_config=_log_config(settings.log_level), access_log=settings.access_log,
+                timeout_graceful_shutdown=30,
                 server_header=False, http=BoundedHttpToolsProtocol, proxy_headers=False)
 
 

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # Rendered tokens kept in each process for reads and list items (tokens/views.py).
     token_view_cache_size: int = Field(default=10_000, ge=0)
     log_level: str = "info"
+    # One line per request (uvicorn's access log). Off where a proxy logs requests already,
+    # or under load tests: the service's own lines stay at `log_level`.
+    access_log: bool = True
 
     @property
     def is_embedded(self) -> bool:
