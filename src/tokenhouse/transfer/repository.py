@@ -6,6 +6,8 @@ batched INSERTs on SQLite), checks it there with set-based queries (duplicates, 
 ids and hashes already taken), then copies it into the real tables with INSERT ... SELECT,
 all in the caller's one transaction. Export streams rows through a server-side cursor."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, cast
 
@@ -302,16 +304,31 @@ class Staging:
 
 async def _stream(session: AsyncSession, statement: Select[Any]) -> AsyncIterator[Row[Any]]:
     """The rows of `statement`, STREAM_ROWS at a time from a server-side cursor (one hop
-    through SQLAlchemy's async bridge per batch, not per row)."""
+    through SQLAlchemy's async bridge per batch, not per row).
+
+    The next batch is asked for while the caller works on this one: the database computes
+    it meanwhile, instead of waiting idle for each request (two batches in memory at most)."""
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
         # The plan of a query over every row is costly enough for JIT compilation, which
         # takes seconds and gains nothing for a stream read once.
         await connection.execute(text("SET LOCAL jit = off"))
     result = await session.stream(statement.execution_options(yield_per=STREAM_ROWS))
-    async for batch in result.partitions(STREAM_ROWS):
-        for row in batch:
-            yield row
+    batches = aiter(result.partitions(STREAM_ROWS))
+    # Only the pending fetch uses the session until the stream ends (or is left: then it
+    # is cancelled).
+    pending = asyncio.ensure_future(anext(batches, None))
+    try:
+        while (batch := await pending) is not None:
+            pending = asyncio.ensure_future(anext(batches, None))
+            await asyncio.sleep(0)  # the fetch starts: its request goes out now
+            for row in batch:
+                yield row
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
 
 
 def account_rows(session: AsyncSession) -> AsyncIterator[Row[Any]]:
