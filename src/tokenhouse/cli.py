@@ -8,7 +8,7 @@ import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import IO, Annotated, Any, NoReturn
 
@@ -152,8 +152,9 @@ def export_store(
 
     async def run(out: IO[str]) -> int:
         count = 0
-        async with _session(settings) as session:
-            async for line in export_lines(session=session):
+        async with _session(settings) as session, \
+                aclosing(export_lines(session=session)) as lines:
+            async for line in lines:
                 out.write(line + "\n")
                 count += 1
         return count

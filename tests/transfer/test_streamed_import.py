@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import aclosing
 from typing import Any
 
 import pytest
@@ -319,3 +320,16 @@ async def test_counts_of_a_refused_file_stay_empty(empty: AsyncEngine) -> None:
     await run_import(empty, good_file())
     async with session_factory(empty)() as session:
         assert await session.scalar(select(func.count()).select_from(ApiToken)) == 30
+
+
+async def test_an_export_left_half_way_leaves_its_session_usable(empty: AsyncEngine) -> None:
+    """The batch fetched ahead is waited for when the stream is closed early, so the
+    connection is not busy when the session goes on (or rolls back)."""
+    await run_import(empty, good_file())
+    async with session_factory(empty)() as session:
+        async with aclosing(export_lines(session=session)) as lines:
+            async for line in lines:
+                assert line.startswith('{"id":"ACC-')
+                break
+        assert await session.scalar(select(func.count()).select_from(ApiToken)) == 30
+        await session.rollback()

@@ -7,8 +7,7 @@ ids and hashes already taken), then copies it into the real tables with INSERT .
 all in the caller's one transaction. Export streams rows through a server-side cursor."""
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -302,7 +301,8 @@ class Staging:
 
 # -- export -----------------------------------------------------------------------------------
 
-async def _stream(session: AsyncSession, statement: Select[Any]) -> AsyncIterator[Row[Any]]:
+async def _stream(session: AsyncSession, statement: Select[Any]
+                  ) -> AsyncGenerator[Row[Any], None]:
     """The rows of `statement`, STREAM_ROWS at a time from a server-side cursor (one hop
     through SQLAlchemy's async bridge per batch, not per row).
 
@@ -315,8 +315,6 @@ async def _stream(session: AsyncSession, statement: Select[Any]) -> AsyncIterato
         await connection.execute(text("SET LOCAL jit = off"))
     result = await session.stream(statement.execution_options(yield_per=STREAM_ROWS))
     batches = aiter(result.partitions(STREAM_ROWS))
-    # Only the pending fetch uses the session until the stream ends (or is left: then it
-    # is cancelled).
     pending = asyncio.ensure_future(anext(batches, None))
     try:
         while (batch := await pending) is not None:
@@ -325,13 +323,15 @@ async def _stream(session: AsyncSession, statement: Select[Any]) -> AsyncIterato
             for row in batch:
                 yield row
     finally:
-        if not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pending
+        # A stream left early (close it with contextlib.aclosing) waits for the fetch in
+        # flight: cancelled half-way, it would leave the connection busy for the rollback.
+        # Its outcome no longer matters.
+        await asyncio.wait([pending])
+        if not pending.cancelled():
+            pending.exception()
 
 
-def account_rows(session: AsyncSession) -> AsyncIterator[Row[Any]]:
+def account_rows(session: AsyncSession) -> AsyncGenerator[Row[Any], None]:
     """Every account in id order, one row per user group (in id order; one row with null
     group columns for an account without any)."""
     group_columns = [GROUPS.c[n].label(f"group_{n}") for n in
@@ -342,11 +342,11 @@ def account_rows(session: AsyncSession) -> AsyncIterator[Row[Any]]:
     return _stream(session, statement)
 
 
-def module_rows(session: AsyncSession) -> AsyncIterator[Row[Any]]:
+def module_rows(session: AsyncSession) -> AsyncGenerator[Row[Any], None]:
     return _stream(session, select(*MODULES.c).order_by(MODULES.c.id))
 
 
-def token_rows(session: AsyncSession) -> AsyncIterator[Row[Any]]:
+def token_rows(session: AsyncSession) -> AsyncGenerator[Row[Any], None]:
     """Every token in id order, with its account's columns (`owner_*`; the address as
     JSON text, decoded only where it is used) and its modules' ids (`module_ids`: comma
     separated, in no particular order)."""

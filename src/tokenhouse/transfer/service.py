@@ -16,7 +16,8 @@ same transaction. Export renders Core rows as they come from a server-side curso
 import json
 import math
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -388,32 +389,40 @@ def _account_row(number: int, line: AccountLine, now: Any) -> tuple[Any, ...]:
 NESTED_ACCOUNTS = 10_000
 
 
-async def export_lines(*, session: AsyncSession) -> AsyncIterator[str]:
+async def export_lines(*, session: AsyncSession) -> AsyncGenerator[str, None]:
     """The whole store, one JSON object a line: accounts, modules, then tokens; each line
     byte for byte what the API's renderers make of the object (plus a token's hash)."""
-    async for line in _account_lines(session):
-        yield line
+    # Every stream is closed as soon as it is left (aclosing): a stream still open would
+    # hold the session's connection busy.
+    async with aclosing(_account_lines(session)) as lines:
+        async for line in lines:
+            yield line
     nested_modules: dict[str, str] = {}  # the catalog: at most 10,000 ids
-    async for row in repository.module_rows(session):
-        yield _dump(_module_body(row, audit=True))
-        nested_modules[row.id] = _dump(_module_body(row, audit=False))
-    async for line in _token_lines(session, nested_modules):
-        yield line
+    async with aclosing(repository.module_rows(session)) as modules:
+        async for row in modules:
+            yield _dump(_module_body(row, audit=True))
+            nested_modules[row.id] = _dump(_module_body(row, audit=False))
+    async with aclosing(_token_lines(session, nested_modules)) as lines:
+        async for line in lines:
+            yield line
 
 
-async def _account_lines(session: AsyncSession) -> AsyncIterator[str]:
+async def _account_lines(session: AsyncSession) -> AsyncGenerator[str, None]:
     account: Row[Any] | None = None
     groups: list[dict[str, Any]] = []
-    async for row in repository.account_rows(session):
-        if account is not None and row.id != account.id:
-            yield _account_line(account, groups)
-            groups = []
-        account = row
-        if row.group_id is not None:
-            groups.append({
-                "id": row.group_id, "href": f"/public/v1/accounts/user-groups/{row.group_id}",
-                "name": row.group_name, "description": row.group_description,
-                "logo": row.group_logo, "isDefault": row.group_is_default, "modules": []})
+    async with aclosing(repository.account_rows(session)) as rows:
+        async for row in rows:
+            if account is not None and row.id != account.id:
+                yield _account_line(account, groups)
+                groups = []
+            account = row
+            if row.group_id is not None:
+                groups.append({
+                    "id": row.group_id,
+                    "href": f"/public/v1/accounts/user-groups/{row.group_id}",
+                    "name": row.group_name, "description": row.group_description,
+                    "logo": row.group_logo, "isDefault": row.group_is_default,
+                    "modules": []})
     if account is not None:
         yield _account_line(account, groups)
 
@@ -468,23 +477,25 @@ def _module_body(row: Row[Any], *, audit: bool) -> dict[str, Any]:
 
 
 async def _token_lines(session: AsyncSession, nested_modules: dict[str, str]
-                       ) -> AsyncIterator[str]:
+                       ) -> AsyncGenerator[str, None]:
     rank = {module_id: index for index, module_id in enumerate(nested_modules)}
     nested_accounts: dict[str, str] = {}
-    async for row in repository.token_rows(session):
-        account = nested_accounts.get(row.account_id)
-        if account is None:
-            if len(nested_accounts) >= NESTED_ACCOUNTS:
-                nested_accounts.clear()
-            values = dict(row._mapping)
-            address = values["owner_address"]
-            values["owner_address"] = None if address is None else json.loads(address)
-            account = nested_accounts[row.account_id] = _dump(_account_body(values, "owner_"))
-        # The catalog's order (by id, as the database orders it).
-        modules = ",".join(nested_modules[module_id] for module_id in
-                           sorted(row.module_ids.split(","), key=rank.__getitem__)
-                           ) if row.module_ids else ""
-        yield _token_line(row, account, modules)
+    async with aclosing(repository.token_rows(session)) as rows:
+        async for row in rows:
+            account = nested_accounts.get(row.account_id)
+            if account is None:
+                if len(nested_accounts) >= NESTED_ACCOUNTS:
+                    nested_accounts.clear()
+                values = dict(row._mapping)
+                address = values["owner_address"]
+                values["owner_address"] = None if address is None else json.loads(address)
+                account = _dump(_account_body(values, "owner_"))
+                nested_accounts[row.account_id] = account
+            # The catalog's order (by id, as the database orders it).
+            modules = ",".join(nested_modules[module_id] for module_id in
+                               sorted(row.module_ids.split(","), key=rank.__getitem__)
+                               ) if row.module_ids else ""
+            yield _token_line(row, account, modules)
 
 
 def _token_line(row: Row[Any], account: str, modules: str) -> str:
