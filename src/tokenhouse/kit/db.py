@@ -1,10 +1,14 @@
 """Database engine, the declarative base, and the one unit of work per request."""
 
 import asyncio
+import fcntl
+import os
 import re
+import threading
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
@@ -67,7 +71,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(url, hide_parameters=True, **kwargs)
     if settings.is_embedded:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        Writer().serve(engine)
+        path = settings.sqlite_path()
+        Writer(Turns(path.with_name(path.name + "-writer")) if path else None).serve(engine)
     else:
         event.listen(engine.sync_engine.pool, "checkout", _drop_closed)
     return engine
@@ -122,10 +127,13 @@ class Writer:
     so no path keeps it.
 
     Reads never wait for it (WAL: they read the last committed state), and it is never held
-    while a request's body arrives: routes read the body before their first write."""
+    while a request's body arrives: routes read the body before their first write.
 
-    def __init__(self) -> None:
+    Processes sharing the file take turns too (`Turns`), after their own."""
+
+    def __init__(self, turns: "Turns | None" = None) -> None:
         self._lock = asyncio.Lock()
+        self._turns = turns
         self._holder: Any = None  # the DBAPI connection whose transaction holds the lock
         self._task: asyncio.Task[Any] | None = None
 
@@ -198,6 +206,12 @@ class Writer:
         try:
             async with asyncio.timeout(BUSY_SECONDS):
                 await self._lock.acquire()
+                try:
+                    if self._turns is not None:
+                        await self._turns.take()
+                except BaseException:
+                    self._lock.release()
+                    raise
         except TimeoutError:
             # As long as SQLite itself would have waited; then the request is a 503.
             raise exc.TimeoutError(
@@ -210,7 +224,81 @@ class Writer:
         """Give the writer back if `dbapi_connection` holds it (any other call: nothing)."""
         if dbapi_connection is not None and dbapi_connection is self._holder:
             self._holder = self._task = None
+            if self._turns is not None:
+                self._turns.give_back()
             self._lock.release()
+
+
+class Turns:
+    """Turns between the processes that write one SQLite file (`--workers N`, a command-line
+    import while serving): an exclusive flock of a file beside it, held from a unit of
+    work's first write until its transaction ends, after the process's own writer.
+
+    Without it the processes meet in SQLite's lock, whose busy handler polls in sleeps
+    that grow to 100 ms: one process's writers, handing SQLite's lock to each other at
+    once, starve another's for seconds. A process waiting here is woken by the kernel the
+    moment the other lets go. SQLite's own locking still decides what is correct (a writer
+    that does not take turns, such as an older version, waits in busy_timeout as before).
+
+    Its own file, never the database's: closing any descriptor of the database file would
+    drop the POSIX locks SQLite holds on it in this process."""
+
+    def __init__(self, path: Path):
+        self._path = path
+        self._fd: int | None = None
+
+    async def take(self) -> None:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            await _flock_in_thread(fd)  # which closes `fd` if it fails
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def give_back(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # which lets go of the flock
+
+
+async def _flock_in_thread(fd: int) -> None:
+    """Wait for the flock in a thread of its own (a daemon: a wait that outlives the
+    process's shutdown must not hold up its exit). A waiter that gives up (cancelled, or
+    past BUSY_SECONDS) leaves the thread waiting; it lets go the moment it gets the lock."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: OSError | None) -> None:
+        if done.cancelled():
+            os.close(fd)
+        elif error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(None)
+
+    def wait() -> None:
+        error: OSError | None = None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, error)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            os.close(fd)
+
+    threading.Thread(target=wait, name="tokenhouse-sqlite-turn", daemon=True).start()
+    try:
+        await done
+    except BaseException:
+        # Failed, or got the lock just as this waiter was cancelled: let go of the file.
+        # (A waiter cancelled before that leaves it to `settle`.)
+        if done.done() and not done.cancelled():
+            os.close(fd)
+        raise
 
 
 _WRITERS: weakref.WeakKeyDictionary[Engine, Writer] = weakref.WeakKeyDictionary()
