@@ -9,6 +9,7 @@ may write while another's unit of work is open."""
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tests.factories import Factory, Issued
 from tests.helpers import TOKENS, problem
-from tokenhouse.kit.db import Writer, writer_of
+from tokenhouse.kit.db import Turns, Writer, writer_of
 
 CONCURRENT = 60
 
@@ -258,3 +259,27 @@ async def test_postgresql_has_no_writer(app: FastAPI, backend: str) -> None:
     # The dialect's commit and rollback are its own (no wrapper in the way).
     assert "do_commit" not in vars(engine.sync_engine.dialect)
 
+
+
+async def test_a_turn_given_up_while_waiting_leaves_nothing_held(tmp_path: Path) -> None:
+    """Turns between processes (kit/db.Turns): two Turns of one file exclude each other as
+    two processes would. A waiter cancelled while another holds the turn leaves its thread
+    waiting; that thread lets go as soon as it gets the turn, so the next one gets it."""
+    path = tmp_path / "db.sqlite-writer"
+    first, second, third = Turns(path), Turns(path), Turns(path)
+    await first.take()
+    waiting = asyncio.create_task(second.take())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    first.give_back()
+    async with asyncio.timeout(30):  # against a hang only: it never takes that long
+        await third.take()
+    waiting = asyncio.create_task(first.take())
+    await asyncio.sleep(0)
+    assert not waiting.done()  # held by `third`
+    third.give_back()
+    async with asyncio.timeout(30):
+        await waiting
+    first.give_back()
