@@ -346,18 +346,24 @@ def module_rows(session: AsyncSession) -> AsyncGenerator[Row[Any], None]:
     return _stream(session, select(*MODULES.c).order_by(MODULES.c.id))
 
 
+# The first columns of token_rows, in this order.
+TOKEN_EXPORT = ("id", "name", "description", "icon", "status", "last_access_at", "created_at",
+                "created_by_id", "created_by_name", "updated_at", "updated_by_id",
+                "updated_by_name", "revision", "secret_hash", "account_id")
+
+
 def token_rows(session: AsyncSession) -> AsyncGenerator[Row[Any], None]:
-    """Every token in id order, with its account's columns (`owner_*`; the address as
-    JSON text, decoded only where it is used) and its modules' ids (`module_ids`: comma
-    separated, in no particular order)."""
+    """Every token in id order: the columns TOKEN_EXPORT, its modules' ids (`module_ids`:
+    comma separated, in no particular order), then its account's columns (`owner_*`; the
+    address as JSON text, decoded only where it is used)."""
     owner = [ACCOUNTS.c[n].label(f"owner_{n}") for n in (
         "id", "type", "status", "name", "description", "icon_updated_at", "pyra_tenant_id",
         "external_id", "external_name", "service_level", "technical_support_email",
         "website")]
     module_ids = (select(func.aggregate_strings(LINKS.c.module_id, ","))
                   .where(LINKS.c.token_id == TOKENS.c.id).scalar_subquery())
-    statement = (select(*TOKENS.c, *owner, ACCOUNTS.c.address.cast(Text).label("owner_address"),
-                        module_ids.label("module_ids"))
+    statement = (select(*(TOKENS.c[n] for n in TOKEN_EXPORT), module_ids.label("module_ids"),
+                        *owner, ACCOUNTS.c.address.cast(Text).label("owner_address"))
                  .select_from(TOKENS.join(ACCOUNTS, ACCOUNTS.c.id == TOKENS.c.account_id))
                  .order_by(TOKENS.c.id))
     return _stream(session, statement)

@@ -480,9 +480,13 @@ async def _token_lines(session: AsyncSession, nested_modules: dict[str, str]
                        ) -> AsyncGenerator[str, None]:
     rank = {module_id: index for index, module_id in enumerate(nested_modules)}
     nested_accounts: dict[str, str] = {}
+    width = len(repository.TOKEN_EXPORT) + 1
     async with aclosing(repository.token_rows(session)) as rows:
         async for row in rows:
-            account = nested_accounts.get(row.account_id)
+            # By position: a Row's attributes cost more than the rest of the line.
+            *token, module_ids = row[:width]
+            account_id = token[-1]
+            account = nested_accounts.get(account_id)
             if account is None:
                 if len(nested_accounts) >= NESTED_ACCOUNTS:
                     nested_accounts.clear()
@@ -490,39 +494,57 @@ async def _token_lines(session: AsyncSession, nested_modules: dict[str, str]
                 address = values["owner_address"]
                 values["owner_address"] = None if address is None else json.loads(address)
                 account = _dump(_account_body(values, "owner_"))
-                nested_accounts[row.account_id] = account
+                nested_accounts[account_id] = account
             # The catalog's order (by id, as the database orders it).
             modules = ",".join(nested_modules[module_id] for module_id in
-                               sorted(row.module_ids.split(","), key=rank.__getitem__)
-                               ) if row.module_ids else ""
-            yield _token_line(row, account, modules)
+                               sorted(module_ids.split(","), key=rank.__getitem__)
+                               ) if module_ids else ""
+            yield _token_line(token, account, modules)
 
 
-def _token_line(row: Row[Any], account: str, modules: str) -> str:
-    """render_token of a row, plus its secretHash. The nested account and modules are
-    spliced in already encoded: the same bytes as encoding the whole object at once."""
-    head = _dump({"id": row.id, "href": token_href(row.id), "name": row.name,
-                  "description": row.description, "icon": row.icon, "status": row.status,
-                  "lastAccessAt": _render(row.last_access_at)})
-    tail = _dump({"audit": _audit(row), "revision": row.revision,
-                  "secretHash": row.secret_hash})
-    return f'{head[:-1]},"account":{account},"modules":[{modules}],{tail[1:]}'
+def _token_line(token: list[Any], account: str, modules: str) -> str:
+    """render_token of a row (repository.TOKEN_EXPORT), plus its secretHash, encoded value
+    by value with the lines' encoder: the same bytes as encoding the whole object at once
+    (the nested account and modules come encoded already)."""
+    (token_id, name, description, icon, status, last_access_at, created_at, created_by_id,
+     created_by_name, updated_at, updated_by_id, updated_by_name, revision, secret_hash,
+     _) = token
+    audit = f'{{"created":{_event(created_at, created_by_id, created_by_name)}'
+    if updated_at is not None:
+        audit += f',"updated":{_event(updated_at, updated_by_id, updated_by_name)}'
+    return (f'{{"id":{_string(token_id)},"href":{_string(token_href(token_id))},'
+            f'"name":{_string(name)},"description":{_string(description)},'
+            f'"icon":{_string(icon)},"status":{_string(status)},'
+            f'"lastAccessAt":{_string(_render(last_access_at))},"account":{account},'
+            f'"modules":[{modules}],"audit":{audit}}},"revision":{_ENCODER.encode(revision)},'
+            f'"secretHash":{_string(secret_hash)}}}')
 
 
 def _audit(row: Row[Any]) -> dict[str, Any]:
     """Audited.render_audit of a row."""
-    audit = {"created": _event(row.created_at, row.created_by_id, row.created_by_name)}
+    audit = {"created": _event_body(row.created_at, row.created_by_id, row.created_by_name)}
     if row.updated_at is not None:
-        audit["updated"] = _event(row.updated_at, row.updated_by_id, row.updated_by_name)
+        audit["updated"] = _event_body(row.updated_at, row.updated_by_id, row.updated_by_name)
     return audit
 
 
-def _event(at: Any, by_id: str | None, by_name: str | None) -> dict[str, Any]:
+def _event_body(at: Any, by_id: str | None, by_name: str | None) -> dict[str, Any]:
     by = None
     if by_id is not None:
         by = {"id": by_id, "name": by_name, "icon": None,
               "href": token_href(by_id) if by_id.startswith("TKN-") else None}
     return {"at": _render(at), "by": by}
+
+
+def _event(at: Any, by_id: str | None, by_name: str | None) -> str:
+    """_event_body, encoded."""
+    if by_id is None:
+        return f'{{"at":{_string(_render(at))},"by":null}}'
+    return _dump(_event_body(at, by_id, by_name))
+
+
+def _string(value: str | None) -> str:
+    return "null" if value is None else _ENCODER.encode(value)
 
 
 def _render(value: datetime | None) -> str | None:
