@@ -210,3 +210,50 @@ async def test_what_the_checks_accept_both_databases_store(engine: AsyncEngine,
             pass
         finally:
             await session.rollback()
+
+
+def _read(text: str) -> tuple[list[tuple[int, str]], list[Any], list[Any]]:
+    """What reading the line alone gives (its audit defaults made equal)."""
+    [chunk] = read_chunks([text])
+    tokens = [row[:10] + row[11:] for row in chunk.tokens]
+    return chunk.problems, tokens, chunk.links
+
+
+@examples(max_examples=400, deadline=None, suppress_health_check=HEALTH)
+@given(line=mutated_lines(), ascii_only=st.booleans())
+def test_a_token_line_read_from_its_text_reads_as_through_json(line: str,
+                                                               ascii_only: bool) -> None:
+    """A token line as export writes it (compact) is validated straight from its text; the
+    same object written with spaces takes the full path: both read the same."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return
+    if not isinstance(data, dict) or not str(data.get("id", "")).startswith("TKN-"):
+        return
+    data = {"id": data.pop("id"), **data}
+    compact = json.dumps(data, ensure_ascii=ascii_only, separators=(",", ":"))
+    spaced = json.dumps(data, ensure_ascii=ascii_only)
+    assert _read(compact) == _read(spaced), compact
+
+
+@pytest.mark.parametrize("line", [
+    '{"id":"TKN-7000-0001","name":"a","name":"b","account":{"id":"ACC-7000-0001"}}',
+    '{"id":"TKN-7000-0001","name":"n","account":{"id":"ACC-7000-0001"},"id":"ACC-7000-0002"}',
+    '{"id":"TKN-7000-0001","name":"n","account":{"id":"ACC-7000-0001"},"href":NaN}',
+    '{"id":"TKN-7000-0001","name":"n","account":{"id":"ACC-7000-0001"},"href":1e999}',
+    '{"id":"TKN-7000-0001","name":"n","account":{"id":"ACC-7000-0001"},"href":1e-999}',
+    '{"id":"TKN-7000-0001","name":"n","account":{"id":"ACC-7000-0001"},"revision":3.0}',
+    '{"id":"TKN-7000-0001","name":"n","account":{"id":"ACC-7000-0001"}} extra',
+    '{"id":"TKN-7000-0001","name":"n\\u0000","account":{"id":"ACC-7000-0001"}}',
+    '{"id":"TKN-7000-0001","name":"n\\ud800","account":{"id":"ACC-7000-0001"}}',
+    '{"id":"TKN-7000-0001","name":"n","account":{"id":"ACC-7000-0001","x":' + deep(40) + "}}",
+    '{"id":"TKN-7000-0001","name":"n","account":{"id":"ACC-7000-0001"},"revision":'
+    + "9" * 5000 + "}",
+])
+def test_a_token_line_the_parsers_might_take_differently_reads_as_through_json(
+        line: str) -> None:
+    spaced = line.replace('{"id":"TKN', '{"id": "TKN', 1)
+    problems, tokens, links = _read(line)
+    assert (problems, tokens, links) == _read(spaced)
+    assert len(problems) + len(tokens) == 1
