@@ -1,18 +1,40 @@
 """Query helpers shared by the domain repositories."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import instance_dict
 
 from tokenhouse.kit.rql import Query, Resource
 from tokenhouse.kit.rql.sql import Compiler
 
 # A select of any columns (SQLAlchemy 2.1 types a select by the types of its columns).
 AnySelect = Select[*tuple[Any, ...]]
+
+
+def columns_of(model: type[Any], *, leave_out: tuple[str, ...] = ()
+               ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """A model's attribute names and their columns, for a plain query whose rows become
+    transient objects (`transient(model, zip(names, row))`)."""
+    attributes = [attribute for attribute in inspect(model).column_attrs
+                  if attribute.key not in leave_out]
+    return (tuple(attribute.key for attribute in attributes),
+            tuple(attribute.columns[0] for attribute in attributes))
+
+
+def transient[M](model: type[M], values: Iterable[tuple[str, Any]]) -> M:
+    """An object of `model` with these attribute values that no session holds or will
+    write: for what is read or written with plain statements and then only judged and
+    rendered. The values are set the way the ORM's own loader sets them (into the instance's
+    dict, no attribute events): a constructor with keywords cost ~140 µs for a token with its
+    account and a module, this ~12 µs."""
+    instance = model()
+    instance_dict(instance).update(values)
+    return instance
 
 
 @dataclass(frozen=True)

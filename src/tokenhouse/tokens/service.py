@@ -16,6 +16,7 @@ from tokenhouse.auth.actor import Actor
 from tokenhouse.kit import crypto, ids
 from tokenhouse.kit.db import read_only
 from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
+from tokenhouse.kit.repository import transient
 from tokenhouse.kit.rql import Query
 from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.modules.service import grantable
@@ -112,7 +113,7 @@ async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate
     The token returned is never attached to `session`: it was written with plain inserts
     (see `repository.insert_new`) and is only to be rendered."""
     MANAGE.check(actor)
-    account = await accounts.get_visible(session, actor, data.account.id, groups=False)
+    account = await accounts.find_visible(session, actor, data.account.id)
     if account is None:
         raise ValidationFailed({"account": [f"Account {data.account.id} does not exist."]})
     if account.is_disabled:
@@ -122,10 +123,10 @@ async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate
     for _ in range(ID_ATTEMPTS):
         token_id = ids.new_id("TKN")
         secret = crypto.new_secret(token_id)
-        token = ApiToken(id=token_id, account_id=account.id, account=account, name=data.name,
-                         description=data.description, icon=data.icon,
-                         status=TokenStatus.ACTIVE, modules=modules,
-                         secret_hash=crypto.hash_secret(key, secret), revision=1)
+        token = transient(ApiToken, dict(
+            id=token_id, account_id=account.id, account=account, name=data.name,
+            description=data.description, icon=data.icon, status=TokenStatus.ACTIVE,
+            modules=modules, secret_hash=crypto.hash_secret(key, secret), revision=1).items())
         token.stamp_created(actor.by)
         if await repository.insert_new(session, token):
             return token, secret
