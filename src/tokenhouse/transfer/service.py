@@ -117,24 +117,8 @@ def _suspect(text: str) -> bool:
                 or text.count("{") + text.count("[") > MAX_DEPTH)
 
 
-# A token line as export writes it, with no value that json.loads and pydantic's own JSON
-# parser take differently (NaN, Infinity, numbers past a float or of many digits), is
-# validated straight from its text: pydantic then skips what the line model ignores (the
-# nested account and modules) instead of building it. Any other line, or a line it does not
-# accept, takes the full path, which names the problem.
-_TOKEN_TEXT = '{"id":"TKN-'
-_UNSAFE_NUMBER = re.compile(r"NaN|Infinity|[eE][+-]?0*[1-9][0-9]{2}|[0-9]{300}")
-
-
 def _read_line(text: str, number: int, chunk: Chunk, now: Any) -> str | None:
     """Adds the line's rows to `chunk`, or says what is wrong with it."""
-    if (text.startswith(_TOKEN_TEXT) and not _suspect(text)
-            and not _UNSAFE_NUMBER.search(text)):
-        try:
-            _add_token(number, TokenLine.model_validate_json(text), chunk, now)
-            return None
-        except ValidationError:
-            pass
     data, problem = _decode(text)
     if problem is not None:
         return problem
@@ -157,7 +141,13 @@ def _read_line(text: str, number: int, chunk: Chunk, now: Any) -> str | None:
     if isinstance(line, TokenLine | AccountLine):
         chunk.ids.pop()
     if isinstance(line, TokenLine):
-        _add_token(number, line, chunk, now)
+        chunk.tokens.append((number, line.id, line.account.id, line.name, line.description,
+                             line.icon, line.status, line.secretHash, line.lastAccessAt,
+                             line.revision, *_audit_row(line.audit, now)))
+        listed: set[str] = set()
+        for position, module in enumerate(line.modules):
+            chunk.links.append((number, position, line.id, module.id, module.id in listed))
+            listed.add(module.id)
     elif isinstance(line, AccountLine):
         chunk.accounts.append(_account_row(number, line, now))
         chunk.groups.extend(
@@ -167,16 +157,6 @@ def _read_line(text: str, number: int, chunk: Chunk, now: Any) -> str | None:
     else:
         chunk.modules.append((number, line))
     return None
-
-
-def _add_token(number: int, line: TokenLine, chunk: Chunk, now: Any) -> None:
-    chunk.tokens.append((number, line.id, line.account.id, line.name, line.description,
-                         line.icon, line.status, line.secretHash, line.lastAccessAt,
-                         line.revision, *_audit_row(line.audit, now)))
-    listed: set[str] = set()
-    for position, module in enumerate(line.modules):
-        chunk.links.append((number, position, line.id, module.id, module.id in listed))
-        listed.add(module.id)
 
 
 def _decode(text: str) -> tuple[Any, str | None]:
