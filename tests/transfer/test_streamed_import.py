@@ -333,3 +333,15 @@ async def test_an_export_left_half_way_leaves_its_session_usable(empty: AsyncEng
                 break
         assert await session.scalar(select(func.count()).select_from(ApiToken)) == 30
         await session.rollback()
+
+
+async def test_an_import_after_a_refused_one_in_the_same_transaction(empty: AsyncEngine
+                                                                     ) -> None:
+    bad = good_file()
+    bad[12] = "[]"
+    async with session_factory(empty)() as session:
+        with pytest.raises(ImportFailed):
+            await import_lines(session=session, lines=bad, chunk_lines=CHUNK)
+        result = await import_lines(session=session, lines=good_file(), chunk_lines=CHUNK)
+        await session.commit()
+    assert result.tokens == 30 and (await counts(empty))["api_tokens"] == 30

@@ -102,9 +102,11 @@ class Staging:
         metadata = MetaData()
         # PostgreSQL drops them when the transaction ends, whatever its end. SQLite keeps
         # TEMP tables for the connection's life (its driver runs DDL outside transactions):
-        # they are dropped here before use, and by `close` after a successful import.
-        options: dict[str, Any] = ({"postgresql_on_commit": "DROP"} if postgres
-                                   else {"schema": "temp"})
+        # `close` drops them after a successful import.
+        # Named in the session's temporary schema, so that no statement here can ever reach
+        # a table of the store.
+        options: dict[str, Any] = ({"postgresql_on_commit": "DROP", "schema": "pg_temp"}
+                                   if postgres else {"schema": "temp"})
 
         def staged(name: str, source: Table, names: Sequence[str], *, position: bool = False,
                    ) -> Table:
@@ -126,9 +128,11 @@ class Staging:
             "links": staged("import_links", LINKS, LINK_COLUMNS, position=True),
         }
         staging = cls(connection, tables)
-        if not postgres:
-            await staging.close()
-        else:
+        # Left over from an earlier import on this connection (SQLite), or in this very
+        # transaction (a caller that went on after ImportFailed).
+        for table in tables.values():
+            await connection.execute(DropTable(table, if_exists=True))
+        if postgres:
             # The checks hash a million ids, and a bulk write sorts them into indexes: in
             # the server's memory rather than in temporary files (this transaction only).
             await connection.execute(text("SET LOCAL work_mem = '256MB'"))
@@ -153,7 +157,7 @@ class Staging:
             # COPY: one round trip, and no statement text or parameter per row.
             raw = await self._connection.get_raw_connection()
             await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-                table.name, records=rows, columns=names)
+                table.name, schema_name=table.schema, records=rows, columns=names)
             return
         for start in range(0, len(rows), BATCH):
             await self._connection.execute(insert(table), [
@@ -260,7 +264,7 @@ class Staging:
             await self._connection.execute(text(statement))
         if self._postgres:
             for table in (ACCOUNTS, GROUPS, TOKENS, LINKS):
-                await self._connection.execute(text(f"ANALYZE {table.name}"))
+                await self._connection.execute(text(f"ANALYZE {table.fullname}"))
 
     async def _drop_derived(self) -> list[str]:
         """Drop the keys, foreign keys and indexes of the tokens and their links (and the
@@ -296,7 +300,7 @@ class Staging:
         tables), so that the checks join by hashing rather than by nested loops."""
         if self._postgres:
             for table in self.tables.values():
-                await self._connection.execute(text(f"ANALYZE {table.name}"))
+                await self._connection.execute(text(f"ANALYZE {table.fullname}"))
 
 
 # -- export -----------------------------------------------------------------------------------
