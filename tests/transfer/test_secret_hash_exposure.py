@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.databases import pg_fetch
 from tests.factories import Factory
@@ -35,6 +36,12 @@ from tokenhouse.transfer import repository
 from tokenhouse.transfer.service import ImportFailed, import_lines
 
 PG_LOGS = Path("/var/log/postgresql")
+
+
+async def insert_token(session: AsyncSession, row: dict[str, Any]) -> None:
+    """A token row written as the import's own statements were before it streamed: a Core
+    INSERT binding the hash."""
+    await session.execute(insert(repository.TOKENS), [row])
 
 
 def hash_of(app: FastAPI, secret: str) -> str:
@@ -98,7 +105,7 @@ async def test_a_database_error_names_no_secret_hash(app: FastAPI, factory: Fact
            "created_at": datetime(2025, 1, 1, tzinfo=UTC)}
     async with app.state.runtime.sessions() as session:
         with pytest.raises(IntegrityError) as failed:
-            await repository.insert_rows(session, repository.TABLES["api_tokens"], [row])
+            await insert_token(session, row)
         await session.rollback()
     assert "INSERT INTO api_tokens" in str(failed.value)
     assert held_hash not in str(failed.value)
@@ -142,13 +149,12 @@ async def test_failed_statements_put_no_secret_hash_in_the_server_log(
             row = {"id": "TKN-7100-0002", "account_id": account["id"], "name": "clash",
                    "status": "Active", "secret_hash": held_hash, "revision": 1,
                    "created_at": datetime(2025, 1, 1, tzinfo=UTC)}
-            table = repository.TABLES["api_tokens"]
             # A second row with the same hash: no constraint refuses (nor logs) it.
-            await repository.insert_rows(session, table, [row])
+            await insert_token(session, row)
             await session.rollback()
             # A statement that fails (the id is taken) while binding the hash.
             with pytest.raises(IntegrityError):
-                await repository.insert_rows(session, table, [{**row, "id": held.id}])
+                await insert_token(session, {**row, "id": held.id})
             await session.rollback()
     finally:
         await engine.dispose()
