@@ -185,6 +185,35 @@ async def test_a_cancelled_unit_of_work_gives_the_writer_back(
     await _writes(client, admin, tenant.id)
 
 
+async def test_a_request_cancelled_while_holding_the_writer_gives_it_back(
+        app: FastAPI, backend: str, client: httpx.AsyncClient, factory: Factory) -> None:
+    """A PUT cancelled (its client gone) in the middle of its read for update, which took
+    the writer."""
+    _writer(app, backend)
+    admin = await factory.admin()
+    tenant = await factory.tenant()
+    engine = app.state.runtime.engine.sync_engine
+    reading = asyncio.Event()
+
+    def on_execute(_conn: Connection, _cursor: Any, _statement: str, _parameters: Any,
+                   context: Any, _executemany: bool) -> None:
+        # After the writer's own listener: the writer is taken when this runs.
+        if getattr(context.compiled.statement, "_for_update_arg", None) is not None:
+            reading.set()
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        put = asyncio.create_task(client.put(f"{TOKENS}/{tenant.id}", json={"name": "gone"},
+                                              headers=admin.headers))
+        await reading.wait()
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+    put.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await put
+    await _writes(client, admin, tenant.id)
+
+
 async def _slow(first: bytes, rest: bytes, asked: asyncio.Event,
                 go: asyncio.Event) -> AsyncIterator[bytes]:
     """A body sent in two parts: the second once `go` is set (`asked`: the server waits for

@@ -1,6 +1,7 @@
 """Database engine, the declarative base, and the one unit of work per request."""
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import re
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.util import await_only
+from sqlalchemy.util.concurrency import in_greenlet
 
 from tokenhouse.kit.rql.folding import fold
 from tokenhouse.kit.settings import Settings, private_sqlite_file
@@ -141,9 +143,10 @@ class Writer:
         """Put the writer in the way of `engine`'s writes (SQLite only)."""
         sync = engine.sync_engine
         event.listen(sync, "before_cursor_execute", self._before_execute)
-        for name in ("reset", "invalidate", "close"):
-            event.listen(sync.pool, name, self._returned)
+        event.listen(sync.pool, "reset", self._returned)
         event.listen(sync.pool, "close_detached", self.release)
+        for name in ("invalidate", "close"):
+            event.listen(sync.pool, name, self._dropped)
         # After the DBAPI commit or rollback, not before: SQLAlchemy's own commit and
         # rollback events run before it, and a next writer let in then would meet the lock
         # still held inside SQLite, and sleep in its busy handler.
@@ -219,6 +222,21 @@ class Writer:
 
     def _returned(self, dbapi_connection: Any, *_: Any) -> None:
         self.release(dbapi_connection)
+
+    def _dropped(self, dbapi_connection: Any, *_: Any) -> None:
+        """The connection is about to be closed in the middle of its transaction (an error,
+        or a task cancelled during a statement). Closed as it is, it would keep SQLite's lock:
+        SQLite keeps a connection closed while a statement of it is still alive (one in the
+        traceback, say) as a zombie, transaction and all. So it is rolled back first, in its
+        own thread after what is in flight there, and the next writer let in after that."""
+        if dbapi_connection is not self._holder:
+            return
+        try:
+            if in_greenlet():  # else garbage collection: nothing can be awaited
+                with contextlib.suppress(Exception):
+                    dbapi_connection.rollback()
+        finally:
+            self.release(dbapi_connection)
 
     def release(self, dbapi_connection: Any) -> None:
         """Give the writer back if `dbapi_connection` holds it (any other call: nothing)."""
@@ -336,7 +354,9 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
         # simply dropped: `close()` would only cost the hot path a trip through SQLAlchemy's
         # greenlet bridge.
         if session.in_transaction():
-            await session.rollback()
+            # Shielded: a request cancelled again while this runs still ends its transaction,
+            # and gives SQLite's writer back at once (see Writer).
+            await asyncio.shield(session.rollback())
 
 
 @asynccontextmanager
