@@ -120,13 +120,12 @@ class Writer:
     The lock is taken before a unit of work's first write statement (the driver begins the
     transaction in that same call), or before a read that declares the intent to write
     (SELECT ... FOR UPDATE, which SQLite otherwise ignores), where the transaction is begun
-    with BEGIN IMMEDIATE: its reads and writes then see one snapshot that no other writer can
-    change underneath (a deferred transaction upgraded to
-    a write after another commit fails at once with SQLITE_BUSY_SNAPSHOT, and a read before
-    it could let a concurrent change make a `revision` check fail spuriously). It is given
-    back when that transaction ends: the connection's commit or rollback, or the connection
-    being returned, closed or invalidated (an error, a cancelled task, garbage collection),
-    so no path keeps it.
+    with BEGIN IMMEDIATE: its reads and writes then see one snapshot that no other writer
+    can change underneath (a deferred transaction upgraded to a write after another commit
+    fails at once with SQLITE_BUSY_SNAPSHOT, and a read outside it could let a concurrent
+    change make a `revision` check fail spuriously). It is given back when that transaction
+    ends: the connection's commit or rollback, or the connection being returned, closed or
+    invalidated (an error, a cancelled task, garbage collection), so no path keeps it.
 
     Reads never wait for it (WAL: they read the last committed state), and it is never held
     while a request's body arrives: routes read the body before their first write.
