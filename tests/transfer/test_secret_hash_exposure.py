@@ -83,10 +83,11 @@ async def test_a_hash_stored_on_another_token_authenticates_nothing_but_its_own(
         await session.execute(text("UPDATE api_tokens SET secret_hash = :h WHERE id = :id"),
                               {"h": hash_of(app, own.secret), "id": other.id})
         await session.commit()
-        found = await find_credential(session, hash_of(app, own.secret), own.id)
+        engine = app.state.runtime.engine
+        found = await find_credential(engine, hash_of(app, own.secret), own.id)
         assert found is not None and found.id == own.id
         assert [module.name for module in found.modules] == ["Access Management"]
-        assert await find_credential(session, hash_of(app, own.secret), "TKN-0000-0000") is None
+        assert await find_credential(engine, hash_of(app, own.secret), "TKN-0000-0000") is None
     response = await client.get(f"{TOKENS}/{own.id}", headers=own.headers)
     assert response.status_code == 200, response.text
     assert [m["name"] for m in response.json()["modules"]] == ["Access Management"]
