@@ -83,9 +83,8 @@ async def test_concurrent_writes_never_interleave(app: FastAPI, backend: str,
                                                   client: httpx.AsyncClient,
                                                   factory: Factory) -> None:
     """Creates, PUTs without `revision`, disables and enables of the same tokens at once:
-    one unit of work at a time, no 409 for a PUT (its read for update is serialised with
-    the write), no 503, no `database is locked`."""
-    _writer(app, backend)
+    on SQLite one unit of work at a time; on both, no 409 for a PUT (its read for update is
+    serialised with the write), no 503, no `database is locked`."""
     admin = await factory.admin()
     tenant = await factory.tenant()
     targets = [await factory.token(tenant.account_id) for _ in range(3)]
@@ -113,8 +112,9 @@ async def test_concurrent_writes_never_interleave(app: FastAPI, backend: str,
             assert response.status_code == (201 if i % 4 == 0 else 200), response.text
         else:  # a disable of a Disabled token (or an enable of an Active one) is a 409
             assert response.status_code in (200, 409), response.text
-    assert units.overlaps == []
-    assert units.writes >= CONCURRENT and units.ends >= CONCURRENT // 4
+    if backend == "sqlite":  # PostgreSQL writes different rows at once, as it should
+        assert units.overlaps == []
+        assert units.writes >= CONCURRENT and units.ends >= CONCURRENT // 4
     # Every PUT landed: each bumped the revision once.
     revisions = [(await client.get(f"{TOKENS}/{target.id}", headers=admin.headers)
                   ).json()["revision"] for target in targets]
