@@ -17,7 +17,6 @@ from sqlalchemy import JSON, MetaData, event, exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine, ExecutionContext
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -365,17 +364,6 @@ async def read_only(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator
     async with sessions() as session:
         await reading(session)
         yield session
-
-
-@asynccontextmanager
-async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection for plain (Core) reads on a hot path's miss: no Session, so none of the
-    ORM's machinery (measured: half the CPU of a first-seen credential). Autocommit on
-    PostgreSQL, as in `reading`."""
-    async with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-        yield connection
 
 
 async def reading(session: AsyncSession) -> None:

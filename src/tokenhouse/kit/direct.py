@@ -7,7 +7,8 @@ credential (auth/service.py) pays that on every request after a restart, so its 
 statement runs here: compiled once, then sent by asyncpg on a connection of the engine's own
 pool (the same checkout rules, the same server settings, the same codecs). SQLite's driver
 runs every statement through a thread of its own anyway; there the statement goes through
-SQLAlchemy as usual.
+SQLAlchemy as usual, on a connection of its own (outside any transaction: the driver begins
+one only for a write).
 """
 
 from collections.abc import Sequence
@@ -17,8 +18,6 @@ from sqlalchemy import JSON, Boolean, DateTime, Integer, Select, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
-
-from tokenhouse.kit.db import read_connection
 
 # Types whose values asyncpg returns as SQLAlchemy would (no result processing on this
 # dialect; JSON is decoded by the codecs SQLAlchemy installs on each pooled connection).
@@ -39,7 +38,7 @@ class DirectSelect:
     async def rows(self, engine: AsyncEngine, parameters: dict[str, Any]
                    ) -> Sequence[Sequence[Any]]:
         if engine.dialect.driver != "asyncpg":
-            async with read_connection(engine) as connection:
+            async with engine.connect() as connection:
                 found: Sequence[Sequence[Any]] = (
                     await connection.execute(self._statement, parameters)).all()
                 return found
