@@ -1,10 +1,16 @@
 """What the API tests share: the collections' addresses and the assertions on answers."""
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import event
+
+from tokenhouse.kit.direct import DirectSelect
 
 V1 = "/public/v1/accounts"
 TOKENS = f"{V1}/api-tokens"
@@ -27,3 +33,31 @@ def problem(response: httpx.Response, status: int, *errors: str) -> dict[str, An
     for key in errors:
         assert key in body.get("errors", {}), body
     return body
+
+
+@contextmanager
+def database_use(app: FastAPI) -> Iterator[list[str]]:
+    """What the app asks of its database inside the block: the statements SQLAlchemy runs,
+    and those the driver sends itself (kit/direct.py, which SQLAlchemy's events do not see),
+    as `direct: ...`. Left out: the SQLite invalidation poller and the last-access flusher,
+    which share the engine and run whenever they like."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "auth_changes" not in statement and "SET last_access_at" not in statement:
+            seen.append(statement)
+
+    direct = DirectSelect.rows
+
+    async def rows(self: DirectSelect, *args: Any, **kwargs: Any) -> Any:
+        seen.append(f"direct: {self._statement}")
+        return await direct(self, *args, **kwargs)
+
+    engine = app.state.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    DirectSelect.rows = rows  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        DirectSelect.rows = direct  # type: ignore[method-assign]
+        event.remove(engine, "before_cursor_execute", record)

@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import event, text
 
-from tests.helpers import MODULES, TIMESTAMP, TOKENS, problem
+from tests.helpers import MODULES, TIMESTAMP, TOKENS, database_use, problem
 
 
 @pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz",
@@ -30,19 +30,10 @@ async def test_a_secret_without_the_shape_of_one_never_reaches_the_database(app,
     shapes = [f"idt:{'T' * 1_000_000}:{random_part}", f"idt:{admin.id}:{random_part * 7}",
               f"idt:{admin.id}:{random_part[:40]}", f"idt:{admin.id}-0:{random_part}",
               f"idt:{admin.id}:{random_part}:", f"idt:{admin.id}:{random_part[:-1]}!"]
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        if "auth_changes" not in statement:
-            seen.append(statement)
-
-    event.listen(app.state.runtime.engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with database_use(app) as seen:
         for secret in shapes:
             problem(await client.get(TOKENS, headers={"Authorization": f"Bearer {secret}"}),
                     401)
-    finally:
-        event.remove(app.state.runtime.engine.sync_engine, "before_cursor_execute", record)
     assert seen == []
 
 

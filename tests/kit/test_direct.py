@@ -4,11 +4,12 @@ an outage is a 503 as for every other statement."""
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Numeric, cast, literal, select
+from sqlalchemy import Enum, Numeric, cast, literal, select
 
 from tests.factories import Factory
 from tests.helpers import TOKENS
@@ -87,9 +88,12 @@ async def test_a_cold_read_cancelled_half_way_leaves_no_connection_behind(
             assert response.status_code == 200 and response.json()["id"] == second.id
 
 
-async def test_a_column_that_needs_converting_is_refused(pg_app: tuple[FastAPI, str]) -> None:
-    """The driver's values are the answer only where SQLAlchemy would not convert them."""
+@pytest.mark.parametrize("type_", [Numeric(10, 2), Enum("a", "b", name="ab")])
+async def test_a_column_that_needs_converting_is_refused(pg_app: tuple[FastAPI, str],
+                                                         type_: Any) -> None:
+    """The driver's values are the answer only where SQLAlchemy would not convert them (an
+    Enum is a String to SQLAlchemy, but converted)."""
     app, _ = pg_app
-    query = DirectSelect(select(cast(literal("1.5"), Numeric(10, 2))))
+    query = DirectSelect(select(cast(literal("a"), type_)))
     with pytest.raises(TypeError, match="result processing"):
         await query.rows(app.state.runtime.engine, {})

@@ -1,37 +1,14 @@
 """What one tenant can learn of another's tokens and of modules it may not see: nothing,
 neither from answers nor from how they are computed."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from tests.factories import ALL_OF_TYPE, Factory
-from tests.helpers import TOKENS, problem
+from tests.helpers import TOKENS, database_use, problem
 
 EXCHANGE = "MOD-8342"  # Operations accounts only
-
-
-@contextmanager
-def statements(app: FastAPI) -> Iterator[list[str]]:
-    """The SQL statements the app runs inside the block."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        # The SQLite invalidation poller and the last-access flusher share the engine and
-        # run whenever they like (a flush inside the block made this test flaky).
-        if "auth_changes" not in statement and "SET last_access_at" not in statement:
-            seen.append(statement)
-
-    engine = app.state.runtime.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_another_tenants_token_costs_the_same_404_as_a_missing_one(
@@ -44,14 +21,14 @@ async def test_another_tenants_token_costs_the_same_404_as_a_missing_one(
     for issued in (owner, other):
         assert (await client.get(f"{TOKENS}/{issued.id}", headers=issued.headers)
                 ).status_code == 200
-    with statements(app) as cached:
+    with database_use(app) as cached:
         problem(await client.get(f"{TOKENS}/{owner.id}", headers=other.headers), 404)
-    with statements(app) as missing:
+    with database_use(app) as missing:
         problem(await client.get(f"{TOKENS}/TKN-0000-0000", headers=other.headers), 404)
     assert cached, "the 404 of a token in memory was answered without the database"
     assert len(cached) == len(missing)
     # The owner itself is still served from memory.
-    with statements(app) as own:
+    with database_use(app) as own:
         assert (await client.get(f"{TOKENS}/{owner.id}", headers=owner.headers)
                 ).status_code == 200
     assert own == []

@@ -14,15 +14,11 @@ one only for a write).
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, Select, String
+from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import greenlet_spawn
-
-# Types whose values asyncpg returns as SQLAlchemy would (no result processing on this
-# dialect; JSON is decoded by the codecs SQLAlchemy installs on each pooled connection).
-# Anything else (Numeric, Enum, Interval, ...) may be converted by SQLAlchemy: refused.
-AS_THE_DRIVER_GIVES = (String, Integer, Boolean, DateTime, JSON)
 
 
 class DirectSelect:
@@ -63,8 +59,19 @@ class DirectSelect:
 
     def _compile(self, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
         for column in self._statement.selected_columns:
-            if not isinstance(column.type, AS_THE_DRIVER_GIVES):
+            if not _as_the_driver_gives(column.type, dialect):
                 raise TypeError(f"{column} may need SQLAlchemy's result processing")
         compiled = self._statement.compile(dialect=dialect)
         self._compiled = compiled.string, tuple(compiled.positiontup or ())
         return self._compiled
+
+
+def _as_the_driver_gives(type_: TypeEngine[Any], dialect: Dialect) -> bool:
+    """Whether SQLAlchemy would hand over the driver's values of this type unchanged: no
+    result processor on this dialect (for JSON, asyncpg decodes with the codecs SQLAlchemy
+    installs on each pooled connection). A type whose processor depends on what the driver
+    reports (Numeric) cannot say here: refused too."""
+    try:
+        return type_.dialect_impl(dialect).result_processor(dialect, None) is None
+    except Exception:
+        return False
