@@ -7,6 +7,8 @@ update) and every end of a transaction is recorded with its connection, and no c
 may write while another's unit of work is open."""
 
 import asyncio
+import os
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -290,25 +292,71 @@ async def test_postgresql_has_no_writer(app: FastAPI, backend: str) -> None:
 
 
 
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
 async def test_a_turn_given_up_while_waiting_leaves_nothing_held(tmp_path: Path) -> None:
     """Turns between processes (kit/db.Turns): two Turns of one file exclude each other as
-    two processes would. A waiter cancelled while another holds the turn leaves its thread
-    waiting; that thread lets go as soon as it gets the turn, so the next one gets it."""
+    two processes would. Waiters that give up (a timeout, a cancelled request) leave no
+    thread and no open descriptor behind, and the next one gets the turn."""
     path = tmp_path / "db.sqlite-writer"
     first, second, third = Turns(path), Turns(path), Turns(path)
     await first.take()
+    descriptors, threads = _open_descriptors(), threading.active_count()
+    for _ in range(20):
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.02):
+                await second.take()
     waiting = asyncio.create_task(second.take())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+    assert (_open_descriptors(), threading.active_count()) == (descriptors, threads)
     first.give_back()
     async with asyncio.timeout(30):  # against a hang only: it never takes that long
         await third.take()
     waiting = asyncio.create_task(first.take())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
     assert not waiting.done()  # held by `third`
     third.give_back()
     async with asyncio.timeout(30):
         await waiting
     first.give_back()
+
+
+async def test_turns_never_follow_a_symbolic_link(tmp_path: Path) -> None:
+    """Whoever can write the database's directory could point the turns file elsewhere
+    (a file of theirs to hold, or one of the server's to create): it is refused."""
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    link = tmp_path / "db.sqlite-writer"
+    link.symlink_to(target)
+    with pytest.raises(OSError):
+        await Turns(link).take()
+
+
+async def test_writes_waiting_for_the_writer_leave_connections_for_reads(
+        app: FastAPI, backend: str) -> None:
+    """Each write waiting for the writer holds a pooled connection; reads (a first-seen
+    credential, a list) must still get one while many wait."""
+    _writer(app, backend)
+    engine = app.state.runtime.engine
+    holder = await engine.connect()
+    await holder.execute(text("UPDATE accounts SET name = name WHERE id = 'none'"))
+
+    async def write() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE accounts SET name = name WHERE id = 'x'"))
+
+    waiting = [asyncio.create_task(write()) for _ in range(24)]
+    try:
+        await asyncio.sleep(0.2)
+        assert not any(task.done() for task in waiting)
+        async with asyncio.timeout(5), engine.connect() as connection:
+            assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await holder.rollback()
+        await holder.close()
+        await asyncio.gather(*waiting)

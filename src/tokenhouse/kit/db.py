@@ -5,7 +5,6 @@ import contextlib
 import fcntl
 import os
 import re
-import threading
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +28,9 @@ from sqlalchemy.util.concurrency import in_greenlet
 from tokenhouse.kit.rql.folding import fold
 from tokenhouse.kit.settings import Settings, private_sqlite_file
 
+# How often a process waiting for its turn to write a SQLite file tries again: from the
+# first to the second, doubling (see Turns).
+TURN_POLL_SECONDS = (0.001, 0.008)
 # How long a SQLite writer waits for another one's lock (then: 503).
 BUSY_SECONDS = 30.0
 CONNECT_TIMEOUT = 5.0
@@ -55,6 +57,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         path = settings.sqlite_path()
         if path is not None:
             private_sqlite_file(path)
+            # Writes waiting for the writer (see Writer) hold their connections: a pool as
+            # small as PostgreSQL's would let a queue of them make reads (a first-seen
+            # credential, a list) wait for a connection. A SQLite connection costs a thread
+            # and a few hundred KB.
+            kwargs.update(pool_size=8, max_overflow=56)
         kwargs["connect_args"] = {"timeout": BUSY_SECONDS}
     else:
         # No pre-ping: it cost a round trip on every request (see bench/README.md). A pooled
@@ -252,23 +259,31 @@ class Turns:
 
     Without it the processes meet in SQLite's lock, whose busy handler polls in sleeps
     that grow to 100 ms: one process's writers, handing SQLite's lock to each other at
-    once, starve another's for seconds. A process waiting here is woken by the kernel the
-    moment the other lets go. SQLite's own locking still decides what is correct (a writer
-    that does not take turns, such as an older version, waits in busy_timeout as before).
+    once, starve another's for seconds. Here a waiting process tries the flock again every
+    few milliseconds (TURN_POLL_SECONDS, without blocking: no thread and no descriptor is
+    left behind by a waiter that gives up). SQLite's own locking still decides what is
+    correct (a writer that does not take turns, such as an older version, waits in
+    busy_timeout as before).
 
     Its own file, never the database's: closing any descriptor of the database file would
-    drop the POSIX locks SQLite holds on it in this process."""
+    drop the POSIX locks SQLite holds on it in this process. Opened without following a
+    symbolic link, mode 0600, in the database's directory (0700 when tokenhouse made it)."""
 
     def __init__(self, path: Path):
         self._path = path
         self._fd: int | None = None
 
     async def take(self) -> None:
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            await _flock_in_thread(fd)  # which closes `fd` if it fails
+            pause = TURN_POLL_SECONDS[0]
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, TURN_POLL_SECONDS[1])
         except BaseException:
             os.close(fd)
             raise
@@ -278,43 +293,6 @@ class Turns:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)  # which lets go of the flock
-
-
-async def _flock_in_thread(fd: int) -> None:
-    """Wait for the flock in a thread of its own (a daemon: a wait that outlives the
-    process's shutdown must not hold up its exit). A waiter that gives up (cancelled, or
-    past BUSY_SECONDS) leaves the thread waiting; it lets go the moment it gets the lock."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def settle(error: OSError | None) -> None:
-        if done.cancelled():
-            os.close(fd)
-        elif error is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(None)
-
-    def wait() -> None:
-        error: OSError | None = None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError as exc:
-            error = exc
-        try:
-            loop.call_soon_threadsafe(settle, error)
-        except RuntimeError:  # the loop is closed: nobody waits any more
-            os.close(fd)
-
-    threading.Thread(target=wait, name="tokenhouse-sqlite-turn", daemon=True).start()
-    try:
-        await done
-    except BaseException:
-        # Failed, or got the lock just as this waiter was cancelled: let go of the file.
-        # (A waiter cancelled before that leaves it to `settle`.)
-        if done.done() and not done.cancelled():
-            os.close(fd)
-        raise
 
 
 _WRITERS: weakref.WeakKeyDictionary[Engine, Writer] = weakref.WeakKeyDictionary()
