@@ -3,18 +3,26 @@ statement that fails or is cancelled half-way never leaves its connection in the
 an outage is a 503 as for every other statement."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Enum, Numeric, cast, literal, select
+from pydantic import SecretStr
+from sqlalchemy import Enum, Numeric, cast, exc, literal, select
+from sqlalchemy.util import greenlet_spawn
 
+from tests.conftest import TEST_KEY
+from tests.databases import pg_url
 from tests.factories import Factory
 from tests.helpers import TOKENS
 from tests.test_faults import SERVER_DSN, client_of, pg_app, terminate, unavailable
+from tokenhouse.kit.db import create_engine
 from tokenhouse.kit.direct import DirectSelect
+from tokenhouse.kit.outage import unavailable as unavailable_error
+from tokenhouse.kit.settings import Settings
 
 __all__ = ["pg_app"]  # the fixture, imported to be used here
 
@@ -86,6 +94,33 @@ async def test_a_cold_read_cancelled_half_way_leaves_no_connection_behind(
             runtime.credentials.clear()
             response = await client.get(f"{TOKENS}/{second.id}", headers=second.headers)
             assert response.status_code == 200 and response.json()["id"] == second.id
+
+
+async def test_a_connection_the_driver_refuses_is_an_outage_and_dropped(
+        pg_app: tuple[FastAPI, str]) -> None:
+    """A pooled connection the driver will not use (here: one still busy with a statement,
+    as a connection whose backend was killed in the pool is left with the server's last
+    message half-read): the read fails as an outage (a 503, never a 500), the connection is
+    dropped, and the next read gets a good one."""
+    _, database = pg_app
+    engine = create_engine(Settings(database_url=pg_url(database),
+                                    secret_key=SecretStr(TEST_KEY)))
+    query = DirectSelect(select(literal(1)))
+    try:
+        pooled = await engine.raw_connection()
+        driver = pooled.driver_connection
+        busy = asyncio.create_task(driver.fetch("SELECT pg_sleep(0.3)"))
+        await asyncio.sleep(0.05)
+        await greenlet_spawn(pooled.close)  # back in the pool, busy
+        with pytest.raises(exc.DBAPIError) as failed:
+            await query.rows(engine, {})
+        assert failed.value.connection_invalidated and unavailable_error(failed.value)
+        with contextlib.suppress(Exception):
+            await busy
+        assert driver.is_closed()
+        assert [tuple(row) for row in await query.rows(engine, {})] == [(1,)]
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.parametrize("type_", [Numeric(10, 2), Enum("a", "b", name="ab")])

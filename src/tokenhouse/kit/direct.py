@@ -14,9 +14,11 @@ one only for a write).
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select
+import asyncpg
+from sqlalchemy import Select, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import greenlet_spawn
 
@@ -29,7 +31,7 @@ class DirectSelect:
 
     def __init__(self, statement: Select[Any]):
         self._statement = statement
-        self._compiled: tuple[str, tuple[str, ...]] | None = None
+        self._compiled: SQLCompiler | None = None
 
     async def rows(self, engine: AsyncEngine, parameters: dict[str, Any]
                    ) -> Sequence[Sequence[Any]]:
@@ -38,32 +40,43 @@ class DirectSelect:
                 found: Sequence[Sequence[Any]] = (
                     await connection.execute(self._statement, parameters)).all()
                 return found
-        sql, names = self._compiled or self._compile(engine.dialect)
+        compiled = self._compiled or self._compile(engine.dialect)
+        # The values given, and those the statement holds itself (a literal), in order.
+        values = compiled.construct_params(parameters)
+        arguments = [values[name] for name in compiled.positiontup or ()]
         pooled = await engine.raw_connection()
         driver = pooled.driver_connection
         try:
             # Outside any transaction: one statement, its own snapshot (as in autocommit).
             rows: Sequence[Sequence[Any]] = await driver.fetch(  # type: ignore[union-attr]
-                sql, *[parameters[name] for name in names])
-        except BaseException:
+                compiled.string, *arguments)
+        except BaseException as error:
+            # Which connection failed is judged as SQLAlchemy judges the statements it runs
+            # itself (closed after the error: the link is gone), and also by the driver's
+            # own refusals (another operation in progress, an internal state error): a
+            # backend killed while its connection sat in the pool leaves it so, with a
+            # message from the server half-read. Either is an outage (503, kit/outage.py).
+            broken = driver is not None and (driver.is_closed() or isinstance(
+                error, asyncpg.InterfaceError | asyncpg.InternalClientError))
             # Failed or cancelled half-way, the connection may be in any state: it is never
-            # handed to another request (the pool opens a new one). What failed is judged
-            # as for any statement: a lost link or a server going away is a 503
-            # (kit/outage.py knows the driver's errors), anything else a 500.
+            # handed to another request (the pool opens a new one).
             pooled.invalidate()
+            if broken and isinstance(error, Exception):  # a cancellation stays one
+                raise exc.DBAPIError(None, None, error, connection_invalidated=True) from error
             raise
         finally:
             # Handing back runs the pool's reset, which may await: inside SQLAlchemy's bridge.
             await greenlet_spawn(pooled.close)
         return rows
 
-    def _compile(self, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    def _compile(self, dialect: Dialect) -> SQLCompiler:
         for column in self._statement.selected_columns:
             if not _as_the_driver_gives(column.type, dialect):
                 raise TypeError(f"{column} may need SQLAlchemy's result processing")
         compiled = self._statement.compile(dialect=dialect)
-        self._compiled = compiled.string, tuple(compiled.positiontup or ())
-        return self._compiled
+        assert isinstance(compiled, SQLCompiler)
+        self._compiled = compiled
+        return compiled
 
 
 def _as_the_driver_gives(type_: TypeEngine[Any], dialect: Dialect) -> bool:
