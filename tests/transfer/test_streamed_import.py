@@ -53,12 +53,16 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 async def empty(engine: AsyncEngine) -> AsyncEngine:
     """The engine, its store holding nothing but the module catalog."""
+    await empty_store(engine)
+    return engine
+
+
+async def empty_store(engine: AsyncEngine) -> None:
     async with session_factory(engine)() as session:
         for statement in (delete(token_modules), delete(ApiToken), delete(UserGroup),
                           delete(AccountIcon), delete(Account)):
             await session.execute(statement)
         await session.commit()
-    return engine
 
 
 def account(n: int, **changes: Any) -> dict[str, Any]:
@@ -103,11 +107,12 @@ async def run_import(engine: AsyncEngine, lines: Iterable[str], **options: Any) 
         return result
 
 
-async def refused(engine: AsyncEngine, lines: list[str]) -> list[tuple[int, str]]:
+async def refused(engine: AsyncEngine, lines: list[str], **options: Any
+                  ) -> list[tuple[int, str]]:
     """The problems of a refused import; nothing may have been written."""
     before = await counts(engine)
     with pytest.raises(ImportFailed) as failed:
-        await run_import(engine, lines)
+        await run_import(engine, lines, **options)
     assert await counts(engine) == before
     return failed.value.problems
 
@@ -270,6 +275,29 @@ async def test_the_bulk_write_gives_back_every_key_index_and_foreign_key(
     await run_import(empty, good_file(), bulk_tokens=1)
     assert await definitions() == before
     assert (await counts(empty))["api_tokens"] == 30
+
+
+# -- the second process -------------------------------------------------------------------------
+
+async def test_chunks_read_in_a_second_process_read_as_in_this_one(empty: AsyncEngine) -> None:
+    """A large file's chunks after the first few are read in a second process: the same
+    problems on the same line numbers (before and after the switch, and across it), the
+    same rows."""
+    bad = good_file(60)
+    for at in (3, 24, 47):
+        bad[at] = bad[at].replace('"status": "', '"status": "x')
+    bad[52] = "{"
+    bad[55] = json.dumps(token(2, 0))  # the token of line 6, read in this process
+    here = await refused(empty, bad)
+    assert len(here) == 5
+    assert await refused(empty, bad, parallel_lines=2 * CHUNK) == here
+
+    result = await run_import(empty, good_file(60), parallel_lines=2 * CHUNK)
+    assert result.tokens == 60 and (await counts(empty))["api_tokens"] == 60
+    both = await export(empty)
+    await empty_store(empty)
+    await run_import(empty, good_file(60))
+    assert await export(empty) == both
 
 
 # -- memory -------------------------------------------------------------------------------------
