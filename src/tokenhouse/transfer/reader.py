@@ -2,6 +2,7 @@
 their chunks out on stdout, each pickled and led by its length in 8 bytes."""
 
 import pickle
+import signal
 import sys
 from typing import IO, Any
 
@@ -25,6 +26,9 @@ def frame(value: Any) -> bytes:
 
 
 def main() -> None:
+    # Ctrl-C reaches the whole process group: the import that started this process is the
+    # one to stop (it ends this one), without a second traceback from here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     while (message := receive(source)) is not None:
         sink.write(frame(read_batch(*message)))
