@@ -8,8 +8,7 @@ and PostgreSQL, with chunks of a few lines so that a small file spans many of th
 - export, import and export again give the same bytes, which are what the API's renderers
   make of the objects; the bulk write of PostgreSQL gives the store its keys, indexes and
   foreign keys back exactly;
-- the import holds two chunks at a time, one read while the other is staged (counted in
-  the running process, not assumed);
+- the import holds one chunk at a time (counted in the running process, not assumed);
 - an import of new accounts and tokens publishes no cache invalidation; a module line, a
   catalog change (as before streaming).
 """
@@ -53,16 +52,12 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 async def empty(engine: AsyncEngine) -> AsyncEngine:
     """The engine, its store holding nothing but the module catalog."""
-    await empty_store(engine)
-    return engine
-
-
-async def empty_store(engine: AsyncEngine) -> None:
     async with session_factory(engine)() as session:
         for statement in (delete(token_modules), delete(ApiToken), delete(UserGroup),
                           delete(AccountIcon), delete(Account)):
             await session.execute(statement)
         await session.commit()
+    return engine
 
 
 def account(n: int, **changes: Any) -> dict[str, Any]:
@@ -107,12 +102,11 @@ async def run_import(engine: AsyncEngine, lines: Iterable[str], **options: Any) 
         return result
 
 
-async def refused(engine: AsyncEngine, lines: list[str], **options: Any
-                  ) -> list[tuple[int, str]]:
+async def refused(engine: AsyncEngine, lines: list[str]) -> list[tuple[int, str]]:
     """The problems of a refused import; nothing may have been written."""
     before = await counts(engine)
     with pytest.raises(ImportFailed) as failed:
-        await run_import(engine, lines, **options)
+        await run_import(engine, lines)
     assert await counts(engine) == before
     return failed.value.problems
 
@@ -277,47 +271,23 @@ async def test_the_bulk_write_gives_back_every_key_index_and_foreign_key(
     assert (await counts(empty))["api_tokens"] == 30
 
 
-# -- the second process -------------------------------------------------------------------------
-
-async def test_chunks_read_in_a_second_process_read_as_in_this_one(empty: AsyncEngine) -> None:
-    """A large file's chunks after the first few are read in a second process: the same
-    problems on the same line numbers (before and after the switch, and across it), the
-    same rows."""
-    bad = good_file(60)
-    for at in (3, 24, 47):
-        bad[at] = bad[at].replace('"status": "', '"status": "x')
-    bad[52] = "{"
-    bad[55] = json.dumps(token(2, 0))  # the token of line 6, read in this process
-    here = await refused(empty, bad)
-    assert len(here) == 5
-    assert await refused(empty, bad, parallel_lines=2 * CHUNK) == here
-
-    result = await run_import(empty, good_file(60), parallel_lines=2 * CHUNK)
-    assert result.tokens == 60 and (await counts(empty))["api_tokens"] == 60
-    both = await export(empty)
-    await empty_store(empty)
-    await run_import(empty, good_file(60))
-    assert await export(empty) == both
-
-
 # -- memory -------------------------------------------------------------------------------------
 
 def watched(lines: list[str], reported: list[int]) -> Iterator[str]:
-    """The lines, checking before each one is handed over that the import holds at most two
-    chunks of CHUNK lines (the one it reads, the one it stages meanwhile), and has staged
-    (reported) every line but those of these two."""
+    """The lines, checking before each one is handed over that the import holds at most one
+    chunk of CHUNK lines, and has staged (reported) every line but those of that chunk."""
     for handed, line in enumerate(lines):
-        assert handed - sum(reported) < 2 * CHUNK, (handed, reported)
+        assert handed - sum(reported) < CHUNK, (handed, reported)
         if handed % CHUNK == 0:
             gc.collect()  # what is left of earlier imports (a traceback's frames) goes
             # Sizes only: a list of the chunks themselves would keep them alive.
             rows = [len(o.accounts) + len(o.tokens) for o in gc.get_objects()
                     if isinstance(o, Chunk)]
-            assert len(rows) <= 2 and all(held <= CHUNK for held in rows), rows
+            assert len(rows) <= 1 and all(held <= CHUNK for held in rows), rows
         yield line
 
 
-async def test_the_import_holds_two_chunks_at_a_time(empty: AsyncEngine) -> None:
+async def test_the_import_holds_one_chunk_at_a_time(empty: AsyncEngine) -> None:
     lines = good_file(60)
     reported: list[int] = []
     result = await run_import(empty, watched(lines, reported), progress=reported.append)

@@ -13,17 +13,13 @@ the database, and only a file without any problem is copied into the real tables
 same transaction. Export renders Core rows as they come from a server-side cursor.
 """
 
-import asyncio
 import json
 import math
 import re
-import subprocess
-import sys
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
-from contextlib import aclosing, suppress
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
 from typing import Any
 
 from pydantic import ValidationError
@@ -47,10 +43,6 @@ MAX_DEPTH = 32
 ALL_TYPES = ["Client", "Vendor", "Operations"]
 # Lines read, checked and staged at a time: what an import holds in memory (a few MB).
 CHUNK_LINES = 10_000
-# Lines read between turns given to the event loop, which moves a COPY in flight on.
-TURN_LINES = 100
-# After this many lines, an import reads the rest of its file in a second process.
-PARALLEL_LINES = 2 * CHUNK_LINES
 # From this many tokens, into a store holding fewer, an import rebuilds the tokens' indexes
 # and foreign keys rather than maintain them row by row (repository.Staging.write).
 BULK_TOKENS = 50_000
@@ -94,41 +86,19 @@ class Chunk:
 def read_chunks(lines: Iterable[str], size: int = CHUNK_LINES) -> Iterator[Chunk]:
     """The lines, `size` at a time, each checked on its own (JSON, kind, what the databases
     can store, shape). Checks that span lines are the database's (see import_lines)."""
-    reader = _Reader(size)
-    for text in lines:
-        chunk = reader.add(text)
-        if chunk is not None:
-            yield chunk
-    if (chunk := reader.rest()) is not None:
-        yield chunk
-
-
-class _Reader:
-    """Lines in, chunks out: `add` returns the chunk that a line completes."""
-
-    def __init__(self, size: int, number: int = 0, now: Any = None):
-        self.size = size
-        self.now = now or utcnow()
-        self.number = number  # of the last line added
-        self.chunk = Chunk()
-
-    def add(self, text: str) -> Chunk | None:
-        self.number += 1
-        chunk = self.chunk
+    now = utcnow()
+    chunk = Chunk()
+    for number, text in enumerate(lines, start=1):
         chunk.lines += 1
         if text.strip():
-            problem = _read_line(text, self.number, chunk, self.now)
+            problem = _read_line(text, number, chunk, now)
             if problem is not None:
-                chunk.problems.append((self.number, problem))
-        if chunk.lines < self.size:
-            return None
-        self.chunk = Chunk()
-        return chunk
-
-    def rest(self) -> Chunk | None:
-        """The last chunk, if the lines did not end one."""
-        chunk, self.chunk = self.chunk, Chunk()
-        return chunk if chunk.lines else None
+                chunk.problems.append((number, problem))
+        if chunk.lines >= size:
+            yield chunk
+            chunk = Chunk()
+    if chunk.lines:
+        yield chunk
 
 
 # A NUL character or a lone surrogate in a decoded line comes from such an escape, or from a
@@ -331,8 +301,7 @@ def _shown(text: str, limit: int = 40) -> str:
 async def import_lines(*, session: AsyncSession, lines: Iterable[str],
                        progress: Callable[[int], None] | None = None,
                        chunk_lines: int = CHUNK_LINES,
-                       bulk_tokens: int = BULK_TOKENS,
-                       parallel_lines: int = PARALLEL_LINES) -> Imported:
+                       bulk_tokens: int = BULK_TOKENS) -> Imported:
     """Load an export file. All or nothing: any bad line raises ImportFailed and the caller
     rolls back (nothing but the TEMP staging tables is written before every line has been
     checked). `progress` is told how many lines each chunk held, once it is staged."""
@@ -341,33 +310,24 @@ async def import_lines(*, session: AsyncSession, lines: Iterable[str],
     # The first line of each module id (at most 10,000 ids: MOD- and four digits).
     modules: dict[str, tuple[int, ModuleLine]] = {}
     accounts = tokens = 0
-    # The staging of the previous chunk: its COPY goes on in the database (and its rows are
-    # encoded) while this process reads the next chunk. Two chunks at most are held.
-    staged: asyncio.Future[None] | None = None
-    try:
-        async with aclosing(_chunks(lines, chunk_lines, parallel_lines)) as chunks:
-            async for chunk in chunks:
-                if staged is not None:
-                    await staged
-                problems += chunk.problems
-                if not problems:
-                    accounts += len(chunk.accounts)
-                    tokens += len(chunk.tokens)
-                    for number, module in chunk.modules:
-                        modules.setdefault(module.id, (number, module))
-                staged = asyncio.ensure_future(_stage(staging, chunk, bool(problems), progress))
-                del chunk  # held by the staging only, which drops it when done
-                if len(problems) >= MAX_REPORTED:
-                    break
-        if staged is not None:
-            await staged
-    finally:
-        if staged is not None and not staged.done():
-            # Left by an error (reading the file): the connection is not left busy with a
-            # COPY when the caller rolls back. The error raised is the one that matters.
-            await asyncio.wait([staged])
-            if not staged.cancelled():
-                staged.exception()
+    for chunk in read_chunks(lines, chunk_lines):
+        problems += chunk.problems
+        if problems:  # the rest is read for its problems only: ids of rows are kept alone
+            await staging.add("ids", [*chunk.ids, *((row[0], row[1]) for row in
+                                                    [*chunk.accounts, *chunk.tokens])])
+        else:
+            await staging.add("ids", chunk.ids)
+            for name in ("accounts", "groups", "tokens", "links"):
+                await staging.add(name, getattr(chunk, name))
+            accounts += len(chunk.accounts)
+            tokens += len(chunk.tokens)
+            for number, module in chunk.modules:
+                modules.setdefault(module.id, (number, module))
+        if progress:
+            progress(chunk.lines)
+        if len(problems) >= MAX_REPORTED:
+            break
+        del chunk  # the next chunk is read without this one still held
     # A line repeating an id is named for that (the id is seen before the line's shape).
     repeated = {number: f"{_shown(value)} is already on line {first}"
                 for number, value, first in await staging.repeated("ids", "id", MAX_REPORTED)}
@@ -384,104 +344,6 @@ async def import_lines(*, session: AsyncSession, lines: Iterable[str],
     await staging.write(bulk=tokens >= bulk_tokens and await staging.fewer_tokens_than(tokens))
     await staging.close()
     return Imported(accounts=accounts, modules=len(modules), tokens=tokens)
-
-
-async def _chunks(lines: Iterable[str], size: int, parallel_lines: int
-                  ) -> AsyncGenerator[Chunk, None]:
-    """read_chunks, letting the staging of the previous chunk run meanwhile.
-
-    From the first chunk boundary after `parallel_lines` lines on, each chunk's lines are
-    checked in a second process (the same _Reader) while this one stages the previous
-    chunk: checking a line costs several times what staging it does, and the machine has
-    more than one core. A small file never starts that process."""
-    reader = _Reader(size)
-    texts = iter(lines)
-    for text in texts:
-        chunk = reader.add(text)
-        if chunk is not None:
-            yield chunk
-            if reader.number >= parallel_lines:
-                break
-        if reader.number % TURN_LINES == 0:
-            await asyncio.sleep(0)
-    else:
-        if (chunk := reader.rest()) is not None:
-            yield chunk
-        return
-    # A process of its own (not multiprocessing's, which would run the caller's main
-    # module again), fed batches of lines through a pipe: see reader.py. It ends when
-    # its input does, or with this one.
-    from tokenhouse.transfer import reader as second
-
-    process = subprocess.Popen([sys.executable, "-m", "tokenhouse.transfer.reader"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert process.stdin is not None and process.stdout is not None
-    stdin, stdout = process.stdin, process.stdout
-
-    def send(batch: list[str], number: int) -> None:
-        stdin.write(second.frame((batch, number, reader.now)))
-        stdin.flush()
-
-    # The pipes are written and read by threads, never by the event loop: the second
-    # process does not wait for this one's loop (busy staging a chunk) to take or give it
-    # lines, and has the next batch queued while it reads one.
-    sending: asyncio.Future[None] | None = None
-    in_flight = 0  # batches sent whose chunks have not come back
-    try:
-        while True:
-            batch = list(islice(texts, size))
-            if sending is not None:
-                await sending
-                sending = None
-            if batch:
-                sending = asyncio.ensure_future(asyncio.to_thread(send, batch, reader.number))
-                reader.number += len(batch)
-                in_flight += 1
-                del batch
-                if in_flight < 2:
-                    continue  # a second batch is queued before the first one's chunk is awaited
-            if not in_flight:
-                break
-            chunk = await asyncio.to_thread(second.receive, stdout)
-            if not isinstance(chunk, Chunk):
-                raise RuntimeError("the second process of the import ended early")
-            in_flight -= 1
-            yield chunk
-    finally:
-        if in_flight:  # left early: what the second process does is not wanted any more
-            process.kill()
-        if sending is not None:
-            await asyncio.wait([sending])  # ends with the pipe, if not before
-            if not sending.cancelled():
-                sending.exception()
-        with suppress(OSError):
-            stdin.close()
-        stdout.close()
-        await asyncio.to_thread(process.wait)
-
-
-def read_batch(texts: list[str], number: int, now: Any) -> Chunk:
-    """The chunk of these lines, the first of them line `number` + 1 (in the second
-    process)."""
-    reader = _Reader(len(texts), number, now)
-    for text in texts:
-        chunk = reader.add(text)
-    return chunk or Chunk()
-
-
-async def _stage(staging: repository.Staging, chunk: Chunk, refused: bool,
-                 progress: Callable[[int], None] | None) -> None:
-    """Stage the chunk's rows; once a line was refused, the ids of its rows only (the rest
-    is read for its problems)."""
-    if refused:
-        await staging.add("ids", [*chunk.ids, *((row[0], row[1]) for row in
-                                                [*chunk.accounts, *chunk.tokens])])
-    else:
-        await staging.add("ids", chunk.ids)
-        for name in ("accounts", "groups", "tokens", "links"):
-            await staging.add(name, getattr(chunk, name))
-    if progress:
-        progress(chunk.lines)
 
 
 async def _clashes(staging: repository.Staging, modules: dict[str, tuple[int, ModuleLine]],
