@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tokenhouse.kit.db import create_engine, session_factory
 from tokenhouse.kit.settings import Settings
+from tokenhouse.transfer import service
 from tokenhouse.transfer.service import MAX_DEPTH, ImportFailed, import_lines, read_chunks
 
 ACCOUNT = {"id": "ACC-7000-0001", "name": "Fuzz account", "type": "Client",
@@ -210,3 +211,53 @@ async def test_what_the_checks_accept_both_databases_store(engine: AsyncEngine,
             pass
         finally:
             await session.rollback()
+
+
+# -- a plain line, read the fast way -------------------------------------------------------------
+
+def compact(line: str) -> str:
+    """The line with its id first as export writes it: the shape read the fast way."""
+    return line.replace('{"id": "', '{"id":"', 1)
+
+
+@pytest.mark.parametrize("case", BAD_LINES)
+def test_a_bad_line_in_export_shape_is_named_alike(case: str) -> None:
+    line, _ = BAD_LINES[case]
+    assert problems_of(compact(line)) == problems_of(line)
+
+
+EXPORTED = json.dumps({**TOKEN, "href": "/public/v1/accounts/api-tokens/TKN-7000-0001",
+                       "account": {**ACCOUNT, "href": "/x", "revision": 7},
+                       "modules": [{**MODULE, "href": "/y"}]}, separators=(",", ":"))
+
+
+def test_a_plain_export_line_is_read_fast_and_as_the_checked_way_reads_it() -> None:
+    line = service._read_plain(EXPORTED)
+    assert line is not None
+    assert line == service._read_checked(EXPORTED)[0]
+
+
+@pytest.mark.parametrize("ignored", [
+    "NaN", "-Infinity", "1e999", "1E400", "-2.5e+999", "9" * 309 + ".5", '"\\u0000"',
+    '"\\udc00"', deep(40), "9" * 5000, '"\\u0000' + "a" * 64 + '"'])
+def test_what_a_token_line_ignores_is_checked_as_the_rest(ignored: str) -> None:
+    """A value in the nested account (which import ignores) of an export-shaped line: read
+    the slow way, and refused with the same message as in any other line."""
+    line = EXPORTED.replace('"revision":7', f'"revision":7,"x":{ignored}', 1)
+    assert service._read_plain(line) is None
+    [(_, message)] = problems_of(line)
+    assert message == problems_of(line.replace('{"id":"', '{"id": "', 1))[0][1]
+
+
+def test_a_hash_looking_like_an_exponent_keeps_a_line_plain() -> None:
+    line = EXPORTED.replace("a" * 64, "1e99" * 16)
+    assert service._read_plain(line) is not None
+    escaped = line.replace('"1e99', '"\\u0031e99', 1)  # the same hash, not as such
+    assert service._read_plain(escaped) is None and not any(
+        chunk.problems for chunk in read_chunks([escaped]))
+    # A number holding the hash's characters is no hash.
+    huge = "1" * 60 + "e999"
+    line = EXPORTED.replace("a" * 64, huge).replace('"revision":7', f'"revision":7,"x":{huge}')
+    assert service._read_plain(line) is None
+    [(_, message)] = problems_of(line)
+    assert "a number too large for a float" in message

@@ -180,15 +180,14 @@ _LONG = b"0" * 309
 def _may_overflow(text: str, line: AccountLine | ModuleLine | TokenLine) -> bool:
     """Whether the line's text may hold a float literal too large for a float: one with an
     exponent (a digit, then e or E) or with 309 digits in a row. A string may look like
-    such a literal too: a token's hash does (hex digits), so the digits-then-e inside the
-    places that hold the hash as such (not escaped) are not counted; any other look-alike
-    only sends the line the slow way."""
+    such a literal too: a token's hash does (hex digits), so the digits-then-e of its
+    hash where the text holds it as a secretHash (quoted, not escaped: never a number) are
+    not counted; any other look-alike only sends the line the slow way."""
     digits = text.encode().translate(_DIGITS)
     exponents = digits.count(b"0e")
     secret_hash = line.secretHash if isinstance(line, TokenLine) else None
     if exponents and secret_hash:
-        # Places that do not overlap: never more of them than the text holds.
-        exponents -= (text.count(secret_hash)
+        exponents -= (text.count(f'"secretHash":"{secret_hash}"')
                       * secret_hash.encode().translate(_DIGITS).count(b"0e"))
     return exponents > 0 or _LONG in digits
 
