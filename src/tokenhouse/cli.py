@@ -201,7 +201,7 @@ def import_store(
     """Load an export file, keeping ids and timestamps. All or nothing: a bad line is named
     with its line number and nothing is written. The file is read as a stream, a chunk of
     lines at a time."""
-    from tokenhouse.transfer.service import ImportFailed, import_lines
+    from tokenhouse.transfer.service import ImportFailed, bounded_lines, import_lines
 
     settings = _settings()
     if not file.is_file():
@@ -210,15 +210,17 @@ def import_store(
     try:
         total = 0
         if show_progress:  # a first pass, for the progress bar only
-            with file.open("rb") as counted:
-                total = sum(1 for _ in counted)
+            with file.open("rb") as counted:  # by blocks: a line may be of any length
+                total = sum(block.count(b"\n") for block in iter(
+                    lambda: counted.read(1 << 20), b""))
         lines = file.open(encoding="utf-8")
     except OSError as exc:
         _fail(f"cannot read {file}: {exc.strerror or exc}", code=2)
 
     async def run(progress: Any) -> Any:
         async with _session(settings) as session:
-            result = await import_lines(session=session, lines=lines, progress=progress)
+            result = await import_lines(session=session, lines=bounded_lines(lines),
+                                        progress=progress)
             await session.commit()
             return result
 
@@ -247,11 +249,13 @@ def _database_errors(settings: Settings, outcome: str) -> Iterator[None]:
     """A database that cannot be reached, or refuses a statement, is a message and exit code
     1, not a traceback. The driver's own text is not shown: it can quote the values of a
     statement."""
+    from asyncpg import InterfaceError, PostgresError
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
         yield
-    except (SQLAlchemyError, OSError) as exc:
+    # The driver's own errors too: an import's COPY is sent by asyncpg itself.
+    except (SQLAlchemyError, PostgresError, InterfaceError, OSError) as exc:
         _fail(f"the database {_safe_url(settings)} failed ({type(exc).__name__}); {outcome}.")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, text
+from sqlalchemy import Column, Integer, MetaData, Table, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -360,3 +360,19 @@ async def test_writes_waiting_for_the_writer_leave_connections_for_reads(
         await holder.rollback()
         await holder.close()
         await asyncio.gather(*waiting)
+
+
+async def test_writes_to_temporary_tables_take_no_turn(app: FastAPI, backend: str) -> None:
+    """A TEMP table is the connection's own (an import's staging): filling it holds nothing,
+    and the server's writes go on meanwhile."""
+    writer = _writer(app, backend)
+    engine = app.state.runtime.engine
+    staged = Table("staged_probe", MetaData(), Column("n", Integer), schema="temp",
+                   prefixes=["TEMPORARY"])
+    async with engine.connect() as staging:
+        await staging.run_sync(lambda sync: staged.create(sync))
+        await staging.execute(staged.insert(), [{"n": n} for n in range(100)])
+        assert not writer.held
+        async with asyncio.timeout(5), engine.begin() as other:
+            await other.execute(text("UPDATE accounts SET name = name WHERE id = 'x'"))
+        await staging.rollback()

@@ -19,6 +19,7 @@ import gc
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,13 +29,20 @@ from sqlalchemy.orm import selectinload
 
 from tokenhouse.accounts.schemas import render_account
 from tokenhouse.kit import invalidation
-from tokenhouse.kit.db import create_engine, session_factory
+from tokenhouse.kit.db import create_engine, session_factory, writer_of
 from tokenhouse.kit.settings import Settings
 from tokenhouse.models import Account, AccountIcon, ApiToken, UserGroup, token_modules
 from tokenhouse.modules.models import Module
 from tokenhouse.modules.schemas import render_module
 from tokenhouse.tokens.schemas import render_token
-from tokenhouse.transfer.service import Chunk, ImportFailed, export_lines, import_lines
+from tokenhouse.transfer.service import (
+    MAX_LINE_CHARS,
+    Chunk,
+    ImportFailed,
+    bounded_lines,
+    export_lines,
+    import_lines,
+)
 
 CHUNK = 5
 MODULES = ["MOD-1732", "MOD-2846", "MOD-3419", "MOD-4588", "MOD-5907"]
@@ -345,3 +353,63 @@ async def test_an_import_after_a_refused_one_in_the_same_transaction(empty: Asyn
         result = await import_lines(session=session, lines=good_file(), chunk_lines=CHUNK)
         await session.commit()
     assert result.tokens == 30 and (await counts(empty))["api_tokens"] == 30
+
+
+# -- what an import holds of the store, and of memory ------------------------------------------
+
+async def test_staging_holds_no_writer_on_sqlite(empty: AsyncEngine, backend: str) -> None:
+    """The staged lines go to TEMP tables, which take no lock of the file: the server's
+    writes (a revocation among them) go on while an import reads its file. The writer is
+    taken once every line is read, for the checks against the store and the writes."""
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL has no writer of its own")
+    writer = writer_of(empty)
+    assert writer is not None
+    held: list[bool] = []
+
+    def lines() -> Iterator[str]:
+        for number, line in enumerate(good_file(30)):
+            if number > CHUNK:  # the first chunk is staged by now
+                held.append(writer.held)
+            yield line
+
+    assert (await run_import(empty, lines())).tokens == 30
+    assert held and not any(held)
+
+
+async def test_an_import_into_a_store_with_tokens_locks_no_table(empty: AsyncEngine,
+                                                                 backend: str) -> None:
+    """The bulk write (keys and indexes dropped and rebuilt) locks the tokens' tables and,
+    through the foreign keys, accounts and modules: it is kept for a store without tokens,
+    where nobody can be authenticated. Into a serving store, rows go in one by one, and
+    the tables stay readable until the commit."""
+    if backend != "postgresql":
+        pytest.skip("the bulk write is PostgreSQL's")
+    await run_import(empty, good_file(3, 1))
+    more = [json.dumps(account(9)), *(json.dumps(token(n, 9)) for n in range(100, 110))]
+    async with session_factory(empty)() as session:
+        await import_lines(session=session, lines=more, chunk_lines=CHUNK, bulk_tokens=1)
+        async with empty.connect() as other:
+            await other.execute(text("SET lock_timeout = '2s'"))
+            for table in ("accounts", "modules", "api_tokens", "api_token_modules"):
+                await other.execute(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
+            await other.rollback()
+        await session.commit()
+    assert (await counts(empty))["api_tokens"] == 13
+
+
+async def test_a_line_too_long_is_refused_without_being_held(empty: AsyncEngine,
+                                                             tmp_path: Path) -> None:
+    path = tmp_path / "long.jsonl"
+    with path.open("w", encoding="utf-8") as file:
+        file.write(json.dumps(account(1)) + "\n")
+        file.write(json.dumps(account(2, name="x" * (MAX_LINE_CHARS + 10))) + "\n")
+        file.write(json.dumps(account(3)) + "\n")
+    seen: list[int] = []
+    with path.open(encoding="utf-8") as file:
+        lines = [len(line) for line in bounded_lines(file)]
+        seen.extend(lines)
+    assert len(seen) == 3 and max(seen) == MAX_LINE_CHARS + 1  # never more held
+    with path.open(encoding="utf-8") as file:
+        problems = await refused(empty, bounded_lines(file))  # type: ignore[arg-type]
+    assert problems == [(2, f"the line is longer than {MAX_LINE_CHARS:,} characters")]

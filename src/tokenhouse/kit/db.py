@@ -113,6 +113,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 _WRITES = re.compile(r"\s*(?:INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 
 
+def _temporary(compiled: Any) -> bool:
+    """Whether a statement writes a TEMP table (an import's staging, transfer/repository.py):
+    SQLite keeps those in a database of the connection's own, whose writes take no lock of
+    the file, so they need no turn (an import staging a large file held every other write
+    of the server for as long, revocations included)."""
+    table = getattr(getattr(compiled, "statement", None), "table", None)
+    return getattr(table, "schema", None) == "temp"
+
+
 class Writer:
     """This process's one SQLite writer, taken by the database layer itself, so that no
     caller can forget it (or take it in the wrong place).
@@ -187,7 +196,7 @@ class Writer:
             # The reads that follow must see what the write will change: the transaction
             # begins here, and holds SQLite's lock from its first read.
             self._take(dbapi_connection, begin=cursor)
-        elif _WRITES.match(statement):
+        elif _WRITES.match(statement) and not _temporary(compiled):
             # The driver begins the transaction itself, in the same call as the statement
             # (no extra round trip to its thread): a transaction whose first statement
             # writes takes the lock on a fresh snapshot, and waits for another process's

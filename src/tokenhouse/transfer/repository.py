@@ -62,6 +62,24 @@ LINK_COLUMNS = ("token_id", "module_id")
 
 # -- import: small reads and the module catalog ---------------------------------------------
 
+# Writes nothing, but is a write: see claim_store.
+_CLAIM = text("UPDATE api_tokens SET id = id WHERE 0 = 1")
+
+
+async def claim_store(session: AsyncSession) -> None:
+    """Take the store's write lock before the import first reads it (SQLite), so that the
+    checks that follow and the writes after them see one state that no other writer can
+    change in between. The staging before wrote only TEMP tables, which take no lock (the
+    server's writes went on meanwhile, kit/db.py); a write to the store after reads of it
+    would fail at once (SQLITE_BUSY_SNAPSHOT) had another process written in between. This
+    statement changes no row, but takes the process's writer, the turn between processes
+    and SQLite's lock like any write (kit/db.Writer), on a fresh snapshot. PostgreSQL needs
+    nothing of the kind: a row another transaction inserts meanwhile fails the import's own
+    insert, and nothing is written."""
+    if session.bind is not None and session.bind.dialect.name == "sqlite":
+        await session.execute(_CLAIM)
+
+
 async def existing_ids(session: AsyncSession, model: Any, ids: Iterable[str]) -> set[str]:
     found: set[str] = set()
     pending = list(ids)
@@ -289,11 +307,8 @@ class Staging:
             await self._connection.execute(text(drop))
         return [make for _, make in [*keys, *indexes, *foreign]]
 
-    async def fewer_tokens_than(self, count: int) -> bool:
-        """Whether the store holds fewer than `count` tokens (reads at most that many)."""
-        some = select(TOKENS.c.id).limit(count).subquery()
-        total = await self._connection.scalar(select(func.count()).select_from(some))
-        return (total or 0) < count
+    async def store_has_tokens(self) -> bool:
+        return await self._connection.scalar(select(TOKENS.c.id).limit(1)) is not None
 
     async def analyze(self) -> None:
         """Give PostgreSQL's planner the staged tables' sizes (autovacuum never sees TEMP

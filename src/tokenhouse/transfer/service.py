@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Row
@@ -43,9 +43,12 @@ MAX_DEPTH = 32
 ALL_TYPES = ["Client", "Vendor", "Operations"]
 # Lines read, checked and staged at a time: what an import holds in memory (a few MB).
 CHUNK_LINES = 10_000
-# From this many tokens, into a store holding fewer, an import rebuilds the tokens' indexes
+# From this many tokens, into a store without tokens, an import rebuilds the tokens' indexes
 # and foreign keys rather than maintain them row by row (repository.Staging.write).
 BULK_TOKENS = 50_000
+# The longest line read (characters, the line break aside): an export line is a few KB (an
+# account with thousands of user groups stays well under), and one line is held whole.
+MAX_LINE_CHARS = 4 * 1024 * 1024
 
 
 class ImportFailed(BadRequest):
@@ -83,6 +86,17 @@ class Chunk:
     modules: list[tuple[int, ModuleLine]] = field(default_factory=list)
 
 
+def bounded_lines(stream: TextIO) -> Iterator[str]:
+    """The lines of a file, none held longer than MAX_LINE_CHARS + 1 characters: of a longer
+    line only that much is kept (read_chunks refuses it) and the rest is read past, so that
+    one line of a hostile file cannot take the process's memory (a 200 MB line took 480)."""
+    while text := stream.readline(MAX_LINE_CHARS + 1):
+        if len(text) > MAX_LINE_CHARS and not text.endswith("\n"):
+            while (rest := stream.readline(MAX_LINE_CHARS)) and not rest.endswith("\n"):
+                pass
+        yield text
+
+
 def read_chunks(lines: Iterable[str], size: int = CHUNK_LINES) -> Iterator[Chunk]:
     """The lines, `size` at a time, each checked on its own (JSON, kind, what the databases
     can store, shape). Checks that span lines are the database's (see import_lines)."""
@@ -90,7 +104,10 @@ def read_chunks(lines: Iterable[str], size: int = CHUNK_LINES) -> Iterator[Chunk
     chunk = Chunk()
     for number, text in enumerate(lines, start=1):
         chunk.lines += 1
-        if text.strip():
+        if len(text) > MAX_LINE_CHARS and len(text.rstrip("\r\n")) > MAX_LINE_CHARS:
+            chunk.problems.append((number, f"the line is longer than {MAX_LINE_CHARS:,} "
+                                           "characters"))
+        elif text.strip():
             problem = _read_line(text, number, chunk, now)
             if problem is not None:
                 chunk.problems.append((number, problem))
@@ -333,6 +350,7 @@ async def import_lines(*, session: AsyncSession, lines: Iterable[str],
     if problems or repeated:
         raise ImportFailed(sorted({**dict(problems), **repeated}.items())[:MAX_REPORTED])
 
+    await repository.claim_store(session)
     await staging.analyze()
     known_modules = await repository.existing_ids(session, Module, modules)
     found = await _clashes(staging, modules, known_modules)
@@ -340,7 +358,12 @@ async def import_lines(*, session: AsyncSession, lines: Iterable[str],
         raise ImportFailed(sorted(found)[:MAX_REPORTED])
     in_order = [line for _, line in sorted(modules.values(), key=lambda item: item[0])]
     await _modules(session, in_order, known_modules, utcnow())
-    await staging.write(bulk=tokens >= bulk_tokens and await staging.fewer_tokens_than(tokens))
+    # The bulk write drops and rebuilds the tokens' keys and indexes, and the foreign keys to
+    # accounts and modules with them: every table it touches is locked until the commit,
+    # which would stall every first-seen credential of a serving store (the credential's
+    # statement reads all four). Only into a store without tokens, where nobody can be
+    # authenticated to wait: a restore, or a first load.
+    await staging.write(bulk=tokens >= bulk_tokens and not await staging.store_has_tokens())
     await staging.close()
     return Imported(accounts=accounts, modules=len(modules), tokens=tokens)
 
