@@ -10,7 +10,6 @@ process itself is run on such files in test_import_export.py (PROBES).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,8 +18,7 @@ from hypothesis import settings as examples
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tokenhouse.kit.db import create_engine, session_factory
-from tokenhouse.kit.settings import Settings
+from tokenhouse.kit.db import session_factory
 from tokenhouse.transfer import service
 from tokenhouse.transfer.service import MAX_DEPTH, ImportFailed, import_lines, read_chunks
 
@@ -186,15 +184,6 @@ def test_line_checks_never_raise_anything_but_a_named_problem(line: str) -> None
     for number, message in ImportFailed(problems).problems:
         assert number == 2, problems
         assert message.isprintable() and message.isascii(), message
-
-
-@pytest.fixture(scope="module")
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    made = create_engine(settings)
-    try:
-        yield made
-    finally:
-        await made.dispose()
 
 
 @examples(max_examples=40, deadline=None, suppress_health_check=HEALTH)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,7 @@ from sqlalchemy.orm import selectinload
 
 from tokenhouse.accounts.schemas import render_account
 from tokenhouse.kit import invalidation
-from tokenhouse.kit.db import create_engine, session_factory, writer_of
-from tokenhouse.kit.settings import Settings
+from tokenhouse.kit.db import session_factory, writer_of
 from tokenhouse.models import Account, AccountIcon, ApiToken, UserGroup, token_modules
 from tokenhouse.modules.models import Module
 from tokenhouse.modules.schemas import render_module
@@ -46,15 +45,6 @@ from tokenhouse.transfer.service import (
 
 CHUNK = 5
 MODULES = ["MOD-1732", "MOD-2846", "MOD-3419", "MOD-4588", "MOD-5907"]
-
-
-@pytest.fixture(scope="module")
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    made = create_engine(settings)
-    try:
-        yield made
-    finally:
-        await made.dispose()
 
 
 @pytest.fixture
