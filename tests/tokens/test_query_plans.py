@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import insert, text
 
 from tokenhouse.auth.actor import Actor
+from tokenhouse.kit.repository import scope_params
 from tokenhouse.kit.rql import parse_query
 from tokenhouse.models import Account, ApiToken
-from tokenhouse.tokens.repository import list_statements, scope_params
+from tokenhouse.tokens.repository import list_statements
 
 ACCOUNTS = 200
 TOKENS_EACH = 100

@@ -9,7 +9,13 @@ from sqlalchemy.orm import selectinload
 from tokenhouse.accounts.models import Account, AccountIcon, AccountStatus, AccountType, UserGroup
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit.audit import audit_schema
-from tokenhouse.kit.repository import columns_of, fetch_page, transient
+from tokenhouse.kit.repository import (
+    columns_of,
+    fetch_page,
+    scope_account,
+    scope_params,
+    transient,
+)
 from tokenhouse.kit.rql import Collection, Obj, Query, Resource, Scalar
 
 ADDRESS = ("addressLine1", "addressLine2", "postCode", "city", "state", "country")
@@ -76,12 +82,11 @@ def _scope[*Ts](statement: Select[*Ts], *, operations: bool, account: Any) -> Se
 
 
 _NAMES, _COLUMNS = columns_of(Account)
-SCOPE_ACCOUNT = "scope_account_id"
 # Built once, the tenant's account a required parameter (as tokens/repository.py does for
 # lists): building an ORM select and loading through the ORM was a third of a create's
 # time (profile in bench/README.md).
 _SUMMARY = {operations: _scope(select(*_COLUMNS), operations=operations,
-                               account=bindparam(SCOPE_ACCOUNT, required=True))
+                               account=scope_account())
             .where(Account.id == bindparam("account_id"))
             for operations in (False, True)}
 
@@ -89,10 +94,8 @@ _SUMMARY = {operations: _scope(select(*_COLUMNS), operations=operations,
 async def find_visible(session: AsyncSession, actor: Actor, account_id: str) -> Account | None:
     """A visible account without its groups, to be judged and rendered only (a transient
     object, attached to no session): the account a new token is to belong to."""
-    parameters: dict[str, Any] = {"account_id": account_id}
-    if not actor.is_operations:
-        parameters[SCOPE_ACCOUNT] = actor.account_id
-    row = (await session.execute(_SUMMARY[actor.is_operations], parameters)).first()
+    row = (await session.execute(_SUMMARY[actor.is_operations],
+                                 {"account_id": account_id, **scope_params(actor)})).first()
     return None if row is None else transient(Account, zip(_NAMES, row, strict=True))
 
 

@@ -2,9 +2,9 @@
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Select, func, inspect, select
+from sqlalchemy import BindParameter, Select, bindparam, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import instance_dict
@@ -14,6 +14,31 @@ from tokenhouse.kit.rql.sql import Compiler
 
 # A select of any columns (SQLAlchemy 2.1 types a select by the types of its columns).
 AnySelect = Select[*tuple[Any, ...]]
+
+
+class Tenant(Protocol):
+    """What a tenant scope needs to know of the actor (auth/actor.py)."""
+
+    @property
+    def is_operations(self) -> bool: ...
+    @property
+    def account_id(self) -> str | None: ...
+
+
+# Statements kept for every actor of a kind carry the tenant's account as this required
+# parameter, never as a value inside the shared statement: one run without it fails instead
+# of reading another tenant's rows.
+SCOPE_ACCOUNT = "scope_account_id"
+
+
+def scope_account() -> BindParameter[Any]:
+    """The tenant's account in a statement kept for every actor of a kind."""
+    return bindparam(SCOPE_ACCOUNT, required=True)
+
+
+def scope_params(actor: Tenant) -> dict[str, Any]:
+    """The parameters that statement is run with for `actor`."""
+    return {} if actor.is_operations else {SCOPE_ACCOUNT: actor.account_id}
 
 
 def columns_of(model: type[Any], *, leave_out: tuple[str, ...] = ()

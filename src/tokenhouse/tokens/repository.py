@@ -35,6 +35,8 @@ from tokenhouse.kit.repository import (
     dialect_name,
     page_statements,
     run_page,
+    scope_account,
+    scope_params,
     transient,
 )
 from tokenhouse.kit.rql import Collection, Obj, Query, Resource, Scalar
@@ -120,28 +122,20 @@ async def list_visible(session: AsyncSession, actor: Actor,
     return [PageRow(*row) for row in rows], total
 
 
-SCOPE_ACCOUNT = "scope_account_id"
-
-
 def list_statements(actor: Actor, query: Query, dialect: str) -> PageStatements:
     """The SQL behind `list_visible`, run with `scope_params(actor)`.
 
     Built once per query and kind of actor, and kept: building and fingerprinting a
     statement costs more than running it. The tenant's account is therefore a required
-    parameter, never a value inside a shared statement (a statement run without it fails
-    instead of reading another tenant's tokens)."""
+    parameter (kit/repository.scope_account)."""
     build = _list_statements if cacheable(query) else _list_statements.__wrapped__
     return build(query, actor.is_operations, dialect)
-
-
-def scope_params(actor: Actor) -> dict[str, Any]:
-    return {} if actor.is_operations else {SCOPE_ACCOUNT: actor.account_id}
 
 
 @lru_cache(maxsize=1024)
 def _list_statements(query: Query, operations: bool, dialect: str) -> PageStatements:
     statement = _scope(select(*PAGE_COLUMNS).join(ApiToken.account), operations=operations,
-                       account=bindparam(SCOPE_ACCOUNT, required=True))
+                       account=scope_account())
     return page_statements(statement, RESOURCE, query, dialect)
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.schema import CreateTable, DropTable
 
 from tokenhouse.accounts.models import Account, UserGroup
+from tokenhouse.kit.repository import dialect_name
 from tokenhouse.modules.models import Module
 from tokenhouse.tokens.models import ApiToken, token_modules
 
@@ -76,7 +77,7 @@ async def claim_store(session: AsyncSession) -> None:
     and SQLite's lock like any write (kit/db.Writer), on a fresh snapshot. PostgreSQL needs
     nothing of the kind: a row another transaction inserts meanwhile fails the import's own
     insert, and nothing is written."""
-    if session.bind is not None and session.bind.dialect.name == "sqlite":
+    if dialect_name(session) == "sqlite":
         await session.execute(_CLAIM)
 
 
