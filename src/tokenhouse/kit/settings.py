@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     credential_cache_size: int = Field(default=100_000, ge=0)
     # Rendered tokens kept in each process for reads and list items (tokens/views.py).
     token_view_cache_size: int = Field(default=10_000, ge=0)
+    # The longest lifetime of a token, in days (unset: no limit). A create without
+    # `expiresAt` then gets now + the limit, and a later `expiresAt` is refused.
+    max_token_lifetime_days: int | None = Field(default=None, gt=0, le=36_500)
+    # Proxies whose X-Forwarded-For is believed: CIDRs or addresses, comma-separated (see
+    # kit/addresses.py). Empty: the client's address is the socket's peer, always.
+    trusted_proxies: str = ""
     log_level: str = "info"
     # One line per request (uvicorn's access log). Off where a proxy logs requests already,
     # or under load tests: the service's own lines stay at `log_level`.

@@ -1,7 +1,7 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Table, Text, text
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, String, Table, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tokenhouse.accounts.models import Account
@@ -14,6 +14,9 @@ class TokenStatus(enum.StrEnum):
     ACTIVE = "Active"
     DISABLED = "Disabled"
     DELETED = "Deleted"
+    # Computed, never stored: an Active token whose `expires_at` has passed (see
+    # tokens/lifecycle.py).
+    EXPIRED = "Expired"
 
 
 token_modules = Table(
@@ -43,6 +46,24 @@ class ApiToken(Audited, Base):
     # UNIQUE: PostgreSQL would print a clashing hash in its log (migration 0007).
     secret_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     last_access_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # NULL: never expires. Indexed for `lt(expiresAt,...)` and the expiry jobs.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # The secret replaced by the last rotation, while its grace window lasts (its keyed hash,
+    # as for `secret_hash`), until `previous_expires_at`; and when it last authenticated a
+    # request since that rotation. NULL hash: only the current secret works.
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    previous_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    previous_last_access_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The previous secret ends the moment the current one first authenticates a request.
+    retire_previous_on_first_use: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false())
+    # Canonical networks, comma-separated (`10.0.0.0/8,2001:db8::/32`); NULL: any address.
+    # Plain text, not JSON: the credential look-up reads it on the driver's own connection
+    # (kit/direct.py), where no SQLAlchemy result processor runs.
+    ip_allowlist: Mapped[str | None] = mapped_column(Text)
+    # Up to 5 distinct client addresses, newest first, as JSON text of the wire shape
+    # (`[{"ip": ..., "at": ...}]`), written with `last_access_at` (tokens/last_access.py).
+    last_access_ips: Mapped[str | None] = mapped_column(Text)
 
     account: Mapped[Account] = relationship(lazy="joined", innerjoin=True)
     modules: Mapped[list[Module]] = relationship(
