@@ -41,11 +41,14 @@ def create_account(live: LiveServer, name: str, account_type: str) -> dict[str, 
 
 def create_token(live: LiveServer, account_id: str, name: str, *,
                  modules: tuple[str, ...] = ("Access Management",),
-                 description: str | None = None, secret: str | None = None) -> dict[str, Any]:
+                 description: str | None = None, secret: str | None = None,
+                 expires_at: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"name": name, "account": {"id": account_id},
                             "modules": [{"id": m} for m in module_ids(live, *modules)]}
     if description is not None:
         body["description"] = description
+    if expires_at is not None:
+        body["expiresAt"] = expires_at
     with api(live, secret) as client:
         response = client.post(TOKENS, json=body)
     assert response.status_code == 201, response.text

@@ -59,6 +59,7 @@ def test_accounts_beyond_the_first_page_can_be_found_filtered_and_chosen(
     dialog.get_by_role("button", name="Next").click()
     dialog.get_by_label("Access Management").check()
     dialog.get_by_role("button", name="Next").click()
+    dialog.get_by_role("button", name="Next").click()
     dialog.get_by_role("button", name="Create token").click()
     secret = dialog.get_by_label("Your new API token").input_value()
     assert get_token(live, secret.split(":")[1])["account"]["id"] == accounts[103]["id"]

@@ -155,6 +155,11 @@ def test_add_token_with_the_wizard_and_call_the_api_with_its_secret(
     dialog.get_by_label("Billing").check()
     dialog.get_by_role("button", name="Next").click()
 
+    # Security: the expiry (90 days unless chosen otherwise) and the allowlist (empty: any
+    # address); test_lifecycle.py tries them.
+    expect(dialog.get_by_role("heading", name="Security")).to_be_focused()
+    dialog.get_by_role("button", name="Next").click()
+
     # Overview, then create.
     expect(dialog.get_by_role("heading", name="Overview")).to_be_visible()
     expect(dialog).to_contain_text(name)
@@ -443,7 +448,7 @@ def test_a_client_token_sees_only_its_account_without_account_column_or_filter(
     expect(page.get_by_role("columnheader", name="Account")).to_have_count(0)
     expect(portal.account_select()).to_have_count(0)
     expect(page.get_by_label("Status").locator("option")).to_have_text(
-        ["All statuses", "Active", "Disabled"])
+        ["All statuses", "Active", "Disabled", "Expired"])
 
     # The wizard: no account choice, and only this token's own modules.
     page.get_by_role("button", name="Add API token").click()
@@ -457,6 +462,7 @@ def test_a_client_token_sees_only_its_account_without_account_column_or_filter(
         ["Access Management", "Billing", "Marketplace"])
     expect(dialog.locator("input[name=modules]:checked")).to_have_count(0)
     dialog.get_by_label("Marketplace").check()
+    dialog.get_by_role("button", name="Next").click()
     dialog.get_by_role("button", name="Next").click()
     dialog.get_by_role("button", name="Create token").click()
     secret = dialog.get_by_label("Your new API token").input_value()
@@ -593,6 +599,10 @@ def test_usable_at_375_px_without_horizontal_scroll(browser: Browser, live: Live
         dialog.get_by_label("Billing").check()
         portal.no_horizontal_scroll()
         portal.shot("wizard-modules")
+        dialog.get_by_role("button", name="Next").click()
+        expect(dialog.get_by_role("heading", name="Security")).to_be_visible()
+        portal.no_horizontal_scroll()
+        portal.shot("wizard-security")
         dialog.get_by_role("button", name="Next").click()
         dialog.get_by_role("button", name="Create token").click()
         expect(dialog.get_by_label("Your new API token")).to_be_visible()

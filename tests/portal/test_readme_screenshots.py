@@ -82,6 +82,7 @@ def test_readme_screenshots(browser: Browser, live: LiveServer, screenshots: Pat
         dialog.get_by_label("Billing").check()
         dialog.get_by_label("Spotlight").check()
         dialog.get_by_role("button", name="Next").click()
+        dialog.get_by_role("button", name="Next").click()
         dialog.get_by_role("button", name="Create token").click()
         expect(dialog.get_by_role("heading", name="API token created")).to_be_visible()
         assert dialog.get_by_label("Your new API token").input_value().startswith("idt:TKN-")

@@ -6,6 +6,7 @@ const BASE = `${API_ROOT}/accounts`;
 const FIELD_LABELS = {
   name: "Name", description: "Description", modules: "Modules", account: "Account",
   icon: "Icon", revision: "Revision", query: "Search", status: "Status",
+  expiresAt: "Expiry", ipAllowlist: "IP allowlist", gracePeriodSeconds: "Grace period",
 };
 
 /** An error of the API (or of the way to it), with a message a person can read. */

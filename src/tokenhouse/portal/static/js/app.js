@@ -6,7 +6,8 @@
 // The secret lives in sessionStorage only (this tab), never in a cookie or the URL.
 
 import { createClient, tokenIdOf, ApiError } from "./api.js";
-import { clear } from "./dom.js";
+import { clear, exactTime, relativeTime } from "./dom.js";
+import { SOON } from "./lifecycle.js";
 import { announce, clearFlash, expireFlash } from "./ui.js";
 import { renderSignIn } from "./views/signin.js";
 import { ListView } from "./views/list.js";
@@ -71,6 +72,12 @@ const ctx = {
     showSession();
   },
 
+  /** Go on with `secret` (the signed-in token was rotated here: its old secret may stop). */
+  replaceSecret(secret) {
+    session.api = createClient(secret, { onUnauthorized: sessionEnded });
+    sessionStorage.setItem(STORAGE_KEY, secret);
+  },
+
   signOut,
 };
 
@@ -92,6 +99,13 @@ async function establish(secret) {
 function showSession() {
   document.getElementById("session-account").textContent = session.me.account.name;
   document.getElementById("session-type").textContent = session.me.account.type;
+  // The signed-in token expiring soon: said in the top bar, on every page.
+  const expiry = document.getElementById("session-expiry");
+  const expiresAt = session.me.expiresAt;
+  const left = expiresAt ? new Date(expiresAt).getTime() - Date.now() : Infinity;
+  expiry.hidden = !(left > 0 && left <= SOON);
+  expiry.textContent = expiry.hidden ? "" : `Your token expires ${relativeTime(expiresAt)}`;
+  expiry.title = expiry.hidden ? "" : exactTime(expiresAt);
   sessionBox.hidden = false;
 }
 

@@ -89,7 +89,7 @@ export function timeEl(iso, { mode = "relative", never = "Never" } = {}) {
 // -- small pieces ------------------------------------------------------------------------
 
 const STATUS_CLASSES = { active: "badge--active", disabled: "badge--disabled",
-  deleted: "badge--deleted", enabled: "badge--active" };
+  deleted: "badge--deleted", enabled: "badge--active", expired: "badge--expired" };
 
 export function statusBadge(status) {
   const cls = STATUS_CLASSES[String(status).toLowerCase()] || "badge--neutral";

@@ -116,3 +116,52 @@ export function moduleChecklist({ modules, selected, legend, hint = null }) {
     },
   };
 }
+
+/**
+ * A group of radio buttons [{value, label, note}] (`note`: smaller text after the label).
+ * Returns {wrap, value(), setValue(v), onChange(fn), setError, clearError, focus()}.
+ */
+export function choiceField({ legend, name, options, value, hint = null, extraClass = null }) {
+  const hintId = hint ? nextId("hint") : null;
+  const errorId = nextId("error");
+  const group = nextId(name);
+  const radios = [];
+  const list = h("div", { class: "choices" });
+  for (const option of options) {
+    const radio = h("input", { type: "radio", name: group, value: option.value,
+      checked: option.value === value });
+    radios.push(radio);
+    list.append(h("label", { class: "choice" }, radio,
+      h("span", {}, option.label,
+        option.note ? h("span", { class: "choice__note" }, option.note) : null)));
+  }
+  const error = h("p", { class: "field-error", id: errorId, hidden: true });
+  const fieldset = h("fieldset", { "aria-describedby": [hintId, errorId].filter(Boolean).join(" ") },
+    h("legend", {}, legend),
+    hint ? h("p", { class: "hint muted small", id: hintId }, hint) : null,
+    list);
+  const wrap = h("div", { class: ["field", extraClass] }, fieldset, error);
+  return {
+    wrap,
+    value: () => (radios.find((r) => r.checked) || {}).value,
+    setValue(v) {
+      for (const r of radios) r.checked = r.value === v;
+    },
+    onChange(fn) {
+      for (const r of radios) r.addEventListener("change", () => fn(r.value));
+    },
+    setError(message) {
+      error.textContent = message;
+      error.hidden = false;
+      fieldset.setAttribute("aria-invalid", "true");
+    },
+    clearError() {
+      error.hidden = true;
+      error.textContent = "";
+      fieldset.removeAttribute("aria-invalid");
+    },
+    focus() {
+      (radios.find((r) => r.checked) || radios[0]).focus();
+    },
+  };
+}

@@ -1,9 +1,11 @@
-// One API token: general, modules and details tabs; edit, disable/enable and delete.
+// One API token: general, modules and details tabs; edit, rotate, disable/enable and delete.
 
 import { API_ROOT } from "../api.js";
 import { h, append, clear, exactTime, relativeTime, statusBadge, nextId } from "../dom.js";
 import { announce, confirmAction, copyText, flash, messageBox } from "../ui.js";
 import { openEditDialog } from "./edit.js";
+import { openRotateDialog } from "./rotate.js";
+import { allowlistView, expiresSoon, soonBadge } from "../lifecycle.js";
 
 const TABS = [
   { key: "general", label: "General" },
@@ -86,7 +88,7 @@ export class DetailsView {
     document.title = `${token.name} · API tokens · tokenhouse`;
     this.heading.textContent = token.name;
     this.crumb.textContent = token.name;
-    clear(this.statusSlot).append(statusBadge(token.status));
+    clear(this.statusSlot).append(statusBadge(token.status), " ", soonBadge(token) || "");
     this.renderActions();
     clear(this.notes);
     if (this.isSelf) {
@@ -96,7 +98,14 @@ export class DetailsView {
       this.notes.append(messageBox("warning", "This API token is deleted: it authenticates nothing and cannot be changed."));
     } else if (token.status === "Disabled") {
       this.notes.append(messageBox("warning", "This API token is disabled: requests made with it are refused until it is enabled again."));
+    } else if (token.status === "Expired") {
+      this.notes.append(messageBox("warning", `This API token expired on ${exactTime(token.expiresAt)}: `
+        + "it authenticates nothing. Rotate it to give it a new secret and a new expiry."));
+    } else if (expiresSoon(token)) {
+      this.notes.append(messageBox("warning", `This API token expires ${relativeTime(token.expiresAt)}, `
+        + `on ${exactTime(token.expiresAt)}. Rotate it, or give it a later expiry with Edit, before then.`));
     }
+    if (token.previousSecret && token.status !== "Deleted") this.notes.append(this.previousNote());
     this.renderTabs();
   }
 
@@ -106,12 +115,35 @@ export class DetailsView {
     if (token.status === "Deleted") return;
     this.editButton = h("button", { type: "button", class: "btn" }, "Edit");
     this.editButton.addEventListener("click", () => this.edit());
-    const disabling = token.status === "Active";
-    this.toggleButton = h("button", { type: "button", class: "btn" }, disabling ? "Disable" : "Enable");
-    this.toggleButton.addEventListener("click", () => this.setStatus(disabling ? "disable" : "enable"));
+    this.rotateButton = h("button", { type: "button", class: "btn" }, "Rotate");
+    this.rotateButton.addEventListener("click", () => this.rotate());
+    this.actions.append(this.editButton, this.rotateButton);
+    // An expired token cannot be enabled (or disabled): rotating gives it a new life.
+    if (token.status !== "Expired") {
+      const disabling = token.status === "Active";
+      this.toggleButton = h("button", { type: "button", class: "btn" }, disabling ? "Disable" : "Enable");
+      this.toggleButton.addEventListener("click", () => this.setStatus(disabling ? "disable" : "enable"));
+      this.actions.append(this.toggleButton);
+    }
     this.deleteButton = h("button", { type: "button", class: "btn btn--danger-outline" }, "Delete");
     this.deleteButton.addEventListener("click", () => this.remove());
-    this.actions.append(this.editButton, this.toggleButton, this.deleteButton);
+    this.actions.append(this.deleteButton);
+  }
+
+  /** The secret replaced by the last rotation, while it still works: until when, and a way
+   * to end it now. */
+  previousNote() {
+    const previous = this.token.previousSecret;
+    const revoke = h("button", { type: "button", class: "btn btn--small btn--danger-outline",
+      id: "revoke-previous" }, "Revoke the old secret now");
+    revoke.addEventListener("click", () => this.revokePrevious());
+    const used = previous.lastAccessAt
+      ? `It was last used ${relativeTime(previous.lastAccessAt)} (${exactTime(previous.lastAccessAt)}).`
+      : "It has not been used since the rotation.";
+    return messageBox("info",
+      `The secret replaced by the last rotation keeps working until ${exactTime(previous.expiresAt)} `
+      + `(${relativeTime(previous.expiresAt)}). ${used}`,
+      { title: "The old secret still works", actions: [revoke] });
   }
 
   renderTabs() {
@@ -182,6 +214,7 @@ export class DetailsView {
         prop("Last updated", updated.at ? when(updated.at) : h("span", { class: "muted" }, "Never changed")),
         prop("Updated by", updated.at ? actor(updated.by) : h("span", { class: "muted" }, "—")),
         prop("Last access", token.lastAccessAt ? when(token.lastAccessAt) : h("span", { class: "muted" }, "Never used")),
+        prop("Last-used addresses", addresses(token.lastAccessIps)),
         prop("Revision", String(token.revision)));
     }
     const endpoint = `${location.origin}${API_ROOT}`;
@@ -194,7 +227,11 @@ export class DetailsView {
         h("span", { class: "muted small" }, `${token.account.type} · ${token.account.id}`)]),
       prop("API endpoint", [copyLine(endpoint, "Copy endpoint"),
         h("p", { class: "muted small" }, "Call the API there with the header Authorization: Bearer <token>.")]),
-      prop("Status", statusBadge(token.status)));
+      prop("Status", statusBadge(token.status)),
+      prop("Expires", token.expiresAt
+        ? [when(token.expiresAt), " ", soonBadge(token)]
+        : h("span", { class: "muted" }, "Never")),
+      prop("IP allowlist", allowlistView(token.ipAllowlist)));
   }
 
   // -- actions --------------------------------------------------------------------------
@@ -213,6 +250,33 @@ export class DetailsView {
     flash("success", `Saved the changes to “${updated.name}”.`);
     if (this.isSelf) await this.ctx.refreshMe().catch(() => {});
     this.editButton.focus();
+  }
+
+  async rotate() {
+    const rotated = await openRotateDialog(this.ctx, this.token, { self: this.isSelf });
+    if (!rotated) return;
+    this.show(rotated);
+    flash("success", `Rotated the secret of “${rotated.name}”.`);
+    if (this.isSelf) await this.ctx.refreshMe().catch(() => {});
+    this.rotateButton.focus();
+  }
+
+  async revokePrevious() {
+    const { token } = this;
+    const done = await confirmAction({
+      title: "Revoke the old secret now?",
+      text: `The secret of “${token.name}” that the last rotation replaced will stop working at `
+        + "once. The current secret keeps working.",
+      confirmLabel: "Revoke",
+      busyLabel: "Revoking…",
+      danger: true,
+      action: () => this.ctx.api.post(`/api-tokens/${token.id}/revoke-previous-secret`),
+    });
+    if (!done) return;
+    this.show(done.result);
+    flash("success", `The old secret of “${done.result.name}” no longer works.`);
+    announce("The old secret no longer works.");
+    this.rotateButton.focus();
   }
 
   async setStatus(kind) {
@@ -265,6 +329,12 @@ export class DetailsView {
 
 function prop(label, value) {
   return [h("dt", {}, label), h("dd", {}, value)];
+}
+
+function addresses(list) {
+  if (!list || !list.length) return h("span", { class: "muted" }, "None recorded");
+  return h("ul", { class: "addresses" }, list.map((entry) => h("li", {},
+    h("code", {}, entry.ip), " ", h("span", { class: "muted small" }, when(entry.at)))));
 }
 
 function when(iso) {

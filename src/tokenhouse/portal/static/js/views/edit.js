@@ -1,9 +1,10 @@
-// Edit an API token: name, description, modules. Sends the revision it read, so a change made
+// Edit an API token: name, description, modules, expiry and IP allowlist. Sends the revision it read, so a change made
 // meanwhile by someone else is a 409 (shown as such) rather than silently overwritten.
 
-import { h } from "../dom.js";
-import { Modal } from "../ui.js";
+import { h, exactTime } from "../dom.js";
+import { Modal, messageBox } from "../ui.js";
 import { textField, moduleChecklist } from "../forms.js";
+import { allowlistField, allowlistText, expiryField } from "../lifecycle.js";
 
 export function openEditDialog(ctx, token) {
   const modal = new Modal({ title: `Edit “${token.name}”`, wide: true });
@@ -17,9 +18,19 @@ export function openEditDialog(ctx, token) {
     legend: "Modules",
     hint: `Modules that your token holds and that a ${token.account.type} account may use, and the modules this token has now.`,
   });
+  // An expired token's expiry cannot be moved (the API refuses: rotate it instead).
+  const expired = token.status === "Expired";
+  const expiry = expired ? null : expiryField({ legend: "Expiry",
+    keep: { label: "No change",
+      note: token.expiresAt ? `expires ${exactTime(token.expiresAt)}` : "never expires" },
+    hint: "A new expiry counts from now." });
+  const allowlist = allowlistField({ text: allowlistText(token.ipAllowlist) });
   let stale = false;
   const form = h("form", { novalidate: true, id: `edit-${token.id}` },
-    name.wrap, description.wrap, modules.wrap);
+    name.wrap, description.wrap, modules.wrap,
+    expiry ? expiry.wrap : messageBox("info", "This API token has expired, so its expiry "
+      + "cannot be changed here: rotate it to give it a new secret and a new expiry."),
+    allowlist.wrap);
   modal.body.append(form);
   const cancel = h("button", { type: "button", class: "btn" }, "Cancel");
   const save = h("button", { type: "submit", class: "btn btn--primary", form: form.id },
@@ -32,6 +43,8 @@ export function openEditDialog(ctx, token) {
     name.clearError();
     modules.clearError();
     const chosen = modules.selected();
+    const newExpiry = expiry ? expiry.read() : { ok: true, keep: true };
+    const networks = allowlist.read();
     let invalid = null;
     if (!name.input.value.trim()) {
       name.setError("Enter a name.");
@@ -41,6 +54,7 @@ export function openEditDialog(ctx, token) {
       modules.setError("Choose at least one module.");
       invalid = invalid || { focus: () => modules.focus() };
     }
+    if (!newExpiry.ok) invalid = invalid || { focus: () => {} };
     if (invalid) {
       modal.showError(null, "Please correct the highlighted fields.");
       invalid.focus();
@@ -52,6 +66,9 @@ export function openEditDialog(ctx, token) {
       modules: chosen.map((id) => ({ id })),
       revision: token.revision,
     };
+    // Only what changed: an unchanged expiry or allowlist is not sent again.
+    if (!newExpiry.keep) body.expiresAt = newExpiry.expiresAt;
+    if (allowlistText(networks) !== allowlistText(token.ipAllowlist)) body.ipAllowlist = networks;
     try {
       const updated = await modal.run(save, "Saving…",
         () => ctx.api.put(`/api-tokens/${token.id}`, body), [cancel]);
@@ -65,6 +82,8 @@ export function openEditDialog(ctx, token) {
         modal.showError(error, "The changes could not be saved.");
         if (error.fieldsNamed && error.fieldsNamed("name")) name.setError(fieldMessage(error, "name"));
         if (error.fieldsNamed && error.fieldsNamed("modules")) modules.setError(fieldMessage(error, "modules"));
+        if (expiry) expiry.showApiError(error);
+        allowlist.showApiError(error);
       }
       save.focus();
     }

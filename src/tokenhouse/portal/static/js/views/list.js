@@ -6,12 +6,14 @@ import { announce, messageBox } from "../ui.js";
 import { selectField } from "../forms.js";
 import { openWizard } from "./wizard.js";
 import { accountPicker } from "./accounts.js";
+import { soonBadge } from "../lifecycle.js";
 
 export const DEFAULT_ORDER = "-audit.created.at";
 const SIZES = [10, 25, 50, 100];
 const DEFAULT_SIZE = 10;
-const STATUSES = ["Active", "Disabled", "Deleted"];
-const SORT_KEYS = ["name", "account.name", "status", "audit.created.at", "lastAccessAt"];
+const STATUSES = ["Active", "Disabled", "Expired", "Deleted"];
+const SORT_KEYS = ["name", "account.name", "status", "expiresAt", "audit.created.at",
+  "lastAccessAt"];
 const MODULE_CHIPS = 3;
 
 const COLUMNS = [
@@ -19,6 +21,7 @@ const COLUMNS = [
   { key: "account", label: "Account", sort: "account.name", ops: true },
   { key: "status", label: "Status", sort: "status" },
   { key: "modules", label: "Modules" },
+  { key: "expires", label: "Expires", sort: "expiresAt" },
   { key: "created", label: "Created", sort: "audit.created.at", descFirst: true },
   { key: "lastAccess", label: "Last access", sort: "lastAccessAt", descFirst: true },
 ];
@@ -335,6 +338,9 @@ export class ListView {
       case "created":
         return timeEl(token.audit && token.audit.created ? token.audit.created.at : null,
           { mode: "date", never: "—" });
+      case "expires":
+        return h("span", { class: "expiry-cell" },
+          timeEl(token.expiresAt, { mode: "date", never: "Never" }), soonBadge(token));
       case "lastAccess":
         return timeEl(token.lastAccessAt);
       default:

@@ -1,11 +1,17 @@
-// Add an API token: General -> Modules -> Overview -> Summary (the secret, shown once).
+// Add an API token: General -> Modules -> Security (expiry, IP allowlist) -> Overview ->
+// Summary (the secret, shown once).
 
 import { h, clear, nextId } from "../dom.js";
 import { Modal, announce, copyText, messageBox } from "../ui.js";
 import { textField, moduleChecklist } from "../forms.js";
 import { accountPicker } from "./accounts.js";
+import { allowlistField, allowlistView, describeChoice, describeExpiry, expiryField, expiryOf,
+  parseAllowlist, DEFAULT_EXPIRY } from "../lifecycle.js";
 
-const STEPS = ["General", "Modules", "Overview", "Summary"];
+const STEPS = ["General", "Modules", "Security", "Overview", "Summary"];
+const SECURITY = 2;
+const OVERVIEW = 3;
+const SUMMARY = 4;
 
 export function openWizard(ctx, { onCreated = () => {} } = {}) {
   const wizard = new Wizard(ctx, onCreated);
@@ -23,6 +29,8 @@ class Wizard {
       name: "",
       description: "",
       modules: new Set(),
+      expiry: { choice: DEFAULT_EXPIRY, date: "" },
+      allowlist: "",
     };
     this.modal = new Modal({ title: "Add API token", wide: true });
     this.modal.dialog.classList.add("wizard");
@@ -40,7 +48,7 @@ class Wizard {
     // Enter in a single-line field moves on, as in a form.
     this.modal.body.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && event.target.tagName === "INPUT"
-        && event.target.type !== "checkbox" && this.step < 2) {
+        && event.target.type !== "checkbox" && this.step < OVERVIEW) {
         event.preventDefault();
         this.forward();
       }
@@ -54,11 +62,12 @@ class Wizard {
   async forward() {
     if (this.step === 0 && !this.readGeneral()) return;
     if (this.step === 1 && !this.readModules()) return;
-    if (this.step === 2) {
+    if (this.step === SECURITY && !this.readSecurity()) return;
+    if (this.step === OVERVIEW) {
       await this.create();
       return;
     }
-    if (this.step === 3) {
+    if (this.step === SUMMARY) {
       this.modal.close(this.created);
       return;
     }
@@ -66,12 +75,19 @@ class Wizard {
   }
 
   go(step, { error = null } = {}) {
-    if (step < 0 || step > 3) return;
-    if (this.step < 2) this.keep();
+    if (step < 0 || step > SUMMARY) return;
+    if (this.step < OVERVIEW) this.keep();
     this.step = step;
     this.modal.clearError();
     this.render({ focusField: false });
-    if (error) this.modal.showError(error, "The API token could not be created.");
+    if (error) {
+      this.modal.showError(error, "The API token could not be created.");
+      if (step === SECURITY) {
+        // The API's words next to the field they are about (what was typed stays).
+        this.expiry.showApiError(error);
+        this.allowlist.showApiError(error);
+      }
+    }
   }
 
   keep() {
@@ -81,6 +97,10 @@ class Wizard {
       this.data.description = this.fields.description.input.value;
     }
     if (this.step === 1 && this.checklist) this.data.modules = new Set(this.checklist.selected());
+    if (this.step === SECURITY && this.expiry) {
+      this.data.expiry = this.expiry.state();
+      this.data.allowlist = this.allowlist.text();
+    }
   }
 
   // -- steps ----------------------------------------------------------------------------
@@ -96,14 +116,14 @@ class Wizard {
     const titleId = nextId("step-title");
     this.stepHeading = h("h3", { class: "step-title", id: titleId, tabindex: "-1" },
       h("span", { class: "visually-hidden" }, `Step ${this.step + 1} of ${STEPS.length}: `),
-      this.step === 3 ? "API token created" : STEPS[this.step]);
+      this.step === SUMMARY ? "API token created" : STEPS[this.step]);
     const section = h("section", { "aria-labelledby": titleId }, this.stepHeading);
     clear(this.modal.body).append(section);
-    this.back.hidden = this.step === 0 || this.step === 3;
-    this.cancel.hidden = this.step === 3;
-    this.next.textContent = ["Next", "Next", "Create token", "Done"][this.step];
-    [this.renderGeneral, this.renderModules, this.renderOverview, this.renderSummary][this.step]
-      .call(this, section);
+    this.back.hidden = this.step === 0 || this.step === SUMMARY;
+    this.cancel.hidden = this.step === SUMMARY;
+    this.next.textContent = ["Next", "Next", "Next", "Create token", "Done"][this.step];
+    [this.renderGeneral, this.renderModules, this.renderSecurity, this.renderOverview,
+      this.renderSummary][this.step].call(this, section);
     // Each new step: its heading gets the focus (screen readers read "Step 2 of 4: …"); the
     // first step starts in its first field.
     if (focusField && this.firstField) this.firstField.focus();
@@ -207,9 +227,28 @@ class Wizard {
     return true;
   }
 
+  renderSecurity(section) {
+    section.append(h("p", { class: "step-intro" },
+      "A token that expires and works only from known networks does less harm if it leaks."));
+    this.expiry = expiryField({ state: this.data.expiry,
+      hint: "Once expired, the token authenticates nothing; rotating it gives it a new secret and a new expiry." });
+    this.allowlist = allowlistField({ text: this.data.allowlist });
+    section.append(this.expiry.wrap, this.allowlist.wrap);
+  }
+
+  readSecurity() {
+    this.allowlist.clearError();
+    const expiry = this.expiry.read();
+    if (!expiry.ok) return false;
+    this.data.expiry = this.expiry.state();
+    this.data.allowlist = this.allowlist.text();
+    return true;
+  }
+
   renderOverview(section) {
     this.next.disabled = false;
     const { account, name, description } = this.data;
+    const networks = parseAllowlist(this.data.allowlist);
     const byId = new Map(this.ctx.grantableModules(account.type).map((m) => [m.id, m]));
     const modules = [...this.data.modules].map((id) => byId.get(id)).filter(Boolean);
     section.append(
@@ -220,7 +259,9 @@ class Wizard {
         h("dt", {}, "Description"),
         h("dd", {}, description ? h("span", { class: "pre-line" }, description) : h("span", { class: "muted" }, "None")),
         h("dt", {}, "Modules"),
-        h("dd", {}, h("ul", { class: "chips" }, modules.map((m) => h("li", { class: "chip" }, m.name))))));
+        h("dd", {}, h("ul", { class: "chips" }, modules.map((m) => h("li", { class: "chip" }, m.name)))),
+        h("dt", {}, "Expires"), h("dd", {}, describeChoice(this.data.expiry)),
+        h("dt", {}, "IP allowlist"), h("dd", {}, allowlistView(networks))));
   }
 
   async create() {
@@ -228,6 +269,16 @@ class Wizard {
     const body = { name, account: { id: account.id },
       modules: [...this.data.modules].map((id) => ({ id })) };
     if (description) body.description = description;
+    // "In 90 days" counts from now, when the token is created.
+    const expiry = expiryOf(this.data.expiry);
+    if (expiry.error) {
+      this.go(SECURITY);
+      this.expiry.read();
+      return;
+    }
+    body.expiresAt = expiry.expiresAt;
+    const networks = parseAllowlist(this.data.allowlist);
+    if (networks.length) body.ipAllowlist = networks;
     let token;
     try {
       token = await this.modal.run(this.next, "Creating…",
@@ -235,13 +286,15 @@ class Wizard {
     } catch (error) {
       // Back to the step the problem is about, with the API's words.
       const step = error.fieldsNamed && error.fieldsNamed("name", "description", "account") ? 0
-        : error.fieldsNamed && error.fieldsNamed("modules") ? 1 : 2;
+        : error.fieldsNamed && error.fieldsNamed("modules") ? 1
+          : error.fieldsNamed && error.fieldsNamed("expiresAt", "ipAllowlist") ? SECURITY
+            : OVERVIEW;
       this.go(step, { error });
       return;
     }
     this.created = token;
     this.onCreated(token);
-    this.go(3);
+    this.go(SUMMARY);
     announce("The API token was created. Copy it now: it will not be shown again.");
   }
 
@@ -268,7 +321,8 @@ class Wizard {
         status),
       h("dl", { class: "review" },
         h("dt", {}, "Token ID"), h("dd", {}, h("code", {}, token.id)),
-        h("dt", {}, "Status"), h("dd", {}, token.status)));
+        h("dt", {}, "Status"), h("dd", {}, token.status),
+        h("dt", {}, "Expires"), h("dd", {}, describeExpiry(token.expiresAt))));
     const view = h("a", { href: `#/tokens/${token.id}`, class: "btn" }, "View token");
     view.addEventListener("click", () => this.modal.close(token));
     this.modal.footer.insertBefore(view, this.next);
