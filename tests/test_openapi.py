@@ -122,14 +122,14 @@ async def test_real_responses_match_the_documented_models(client, factory):
 # Properties of the representation that the server sets; a client may send them back (a PUT of
 # what it read) and they are ignored. `revision` is read-only on create; on a PUT it is the
 # revision the client read (optimistic locking), which changes nothing either.
+TOKEN_READ_ONLY = {"id", "href", "status", "audit", "$meta", "token", "lastAccessAt",
+                   "lastAccessIps", "previousSecret"}
 READ_ONLY = {
-    "TokenCreate": {"id", "href", "status", "audit", "$meta", "token", "lastAccessAt",
-                    "revision"},
-    "TokenUpdate": {"id", "href", "status", "audit", "$meta", "token", "lastAccessAt"},
+    "TokenCreate": TOKEN_READ_ONLY | {"revision"},
+    "TokenUpdate": TOKEN_READ_ONLY,
     "AccountCreate": {"id", "href", "status", "audit", "$meta", "icon", "groups", "revision"},
     "AccountUpdate": {"id", "href", "status", "audit", "$meta", "icon", "groups"},
-    "TokenOut": {"id", "href", "status", "audit", "$meta", "token", "lastAccessAt",
-                 "revision"},
+    "TokenOut": TOKEN_READ_ONLY | {"revision"},
     "AccountOut": {"id", "href", "status", "audit", "$meta", "icon", "groups", "revision"},
     "ModuleOut": {"id", "href", "audit", "$meta", "revision"},
 }
@@ -153,6 +153,8 @@ def _sent_back(schema: str, **changes: Any) -> dict[str, Any]:
              "audit": {"created": {"at": "2000-01-01T00:00:00.000Z", "by": {"id": "X"}}},
              "$meta": {"omitted": []}, "token": "idt:TKN-0000-0000:" + "x" * 43,
              "lastAccessAt": "2000-01-01T00:00:00.000Z", "icon": "/elsewhere.png",
+             "lastAccessIps": [{"ip": "192.0.2.1", "at": "2000-01-01T00:00:00.000Z"}],
+             "previousSecret": {"expiresAt": "2000-01-01T00:00:00.000Z", "lastAccessAt": None},
              "groups": [{"id": "UGR-0000-0000"}]}
     return {**{name: other[name] for name in READ_ONLY[schema] - {"revision"}}, **changes}
 
@@ -168,7 +170,7 @@ async def test_read_only_fields_sent_back_change_nothing(client, factory):
     assert changed.status_code == 200, changed.text
     after = (await client.get(path, headers=admin.headers)).json()
     assert after["name"] == "renamed"
-    for name in ("id", "href", "status", "lastAccessAt"):
+    for name in ("id", "href", "status", "lastAccessAt", "previousSecret"):
         assert after[name] == read[name], name
     assert after["audit"]["created"] == read["audit"]["created"]
     assert "token" not in changed.json()

@@ -19,6 +19,7 @@ from tokenhouse.apidocs import router as apidocs_router
 from tokenhouse.auth.cache import CredentialCache
 from tokenhouse.health.router import router as health_router
 from tokenhouse.kit import problems
+from tokenhouse.kit.addresses import TrustedProxies
 from tokenhouse.kit.db import create_engine, session_factory
 from tokenhouse.kit.invalidation import InvalidationListener, local
 from tokenhouse.kit.limits import RequestLimits
@@ -31,6 +32,7 @@ from tokenhouse.portal.router import mount as mount_portal
 from tokenhouse.portal.router import router as portal_router
 from tokenhouse.runtime import Runtime
 from tokenhouse.tokens.last_access import LastAccessRecorder
+from tokenhouse.tokens.lifecycle import Policy
 from tokenhouse.tokens.router import router as tokens_router
 from tokenhouse.tokens.views import TokenViews
 
@@ -43,8 +45,11 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    # Fails before serving anything when the key is missing (see Settings.hmac_key).
+    # Fails before serving anything when the key is missing (see Settings.hmac_key), or a
+    # trusted proxy is not an address or network.
     hmac_key = settings.hmac_key()
+    proxies = TrustedProxies.parse(settings.trusted_proxies)
+    policy = Policy.of(settings.max_token_lifetime_days)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = Runtime(engine=engine, sessions=sessions, hmac_key=hmac_key,
                                     credentials=credentials, token_views=token_views,
                                     modules=modules, last_access=last_access,
-                                    invalidation=listener)
+                                    invalidation=listener, proxies=proxies, policy=policy)
         await listener.start()
         last_access.start()
         _tune_garbage_collection()

@@ -12,8 +12,10 @@ from tokenhouse.auth.actor import system_actor
 from tokenhouse.kit.wire import Ref
 from tokenhouse.modules.repository import all_modules
 from tokenhouse.tokens import service as tokens
+from tokenhouse.tokens.lifecycle import Policy
 from tokenhouse.tokens.models import ApiToken
 from tokenhouse.tokens.schemas import TokenCreate
+from tokenhouse.tokens.service import NO_POLICY
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,11 @@ class Bootstrapped:
 
 
 async def bootstrap(*, session: AsyncSession, key: bytes, account_name: str,
-                    if_empty: bool = False) -> Bootstrapped | None:
+                    if_empty: bool = False, policy: Policy = NO_POLICY) -> Bootstrapped | None:
     """Create an Operations account if there is none, and a new admin token holding every
-    module an Operations account may use. With `if_empty`, do nothing once any account
-    exists (so `make run` prints a secret on the very first run only)."""
+    module an Operations account may use (expiring as `policy` says). With `if_empty`, do
+    nothing once any account exists (so `make run` prints a secret on the very first run
+    only)."""
     if if_empty and await accounts_repository.any_account(session):
         return None
     catalog = await all_modules(session)
@@ -43,7 +46,7 @@ async def bootstrap(*, session: AsyncSession, key: bytes, account_name: str,
         await accounts.enable_account(session=session, actor=actor, account=account)
     modules = [Ref(id=m.id) for m in catalog if AccountType.OPERATIONS in m.account_types]
     token, secret = await tokens.create_token(
-        session=session, actor=actor, key=key,
+        session=session, actor=actor, key=key, policy=policy,
         data=TokenCreate(name="Administrator", account=Ref(id=account.id), modules=modules,
                          description="Created by 'tokenhouse bootstrap'."))
     return Bootstrapped(account=account, token=token, secret=secret, created_account=created)

@@ -110,6 +110,8 @@ def bootstrap(
     module. The secret is printed once; it cannot be shown again."""
     from tokenhouse.accounts.schemas import render_account
     from tokenhouse.bootstrap import bootstrap as run_bootstrap
+    from tokenhouse.kit.timeutil import utcnow
+    from tokenhouse.tokens.lifecycle import Policy
     from tokenhouse.tokens.schemas import render_token
 
     settings = _settings()
@@ -117,12 +119,15 @@ def bootstrap(
     async def run() -> dict[str, Any] | None:
         async with _session(settings) as session:
             result = await run_bootstrap(session=session, key=settings.hmac_key(),
-                                         account_name=account_name, if_empty=if_empty)
+                                         account_name=account_name, if_empty=if_empty,
+                                         policy=Policy.of(settings.max_token_lifetime_days))
             await session.commit()
         if result is None:
             return None
         return {"account": render_account(result.account),
-                "token": render_token(result.token, last_access=None, secret=result.secret)}
+                "token": render_token(result.token, now=utcnow(), dynamic={
+                    "lastAccessAt": None, "lastAccessIps": [], "previousSecret": None,
+                    "token": result.secret})}
 
     output = asyncio.run(run())
     if output is None:
@@ -274,10 +279,10 @@ def list_tokens(
     from tokenhouse.auth.actor import system_actor
     from tokenhouse.kit import paging
     from tokenhouse.kit.problems import Problem
-    from tokenhouse.kit.timeutil import render
     from tokenhouse.modules.repository import all_modules
     from tokenhouse.tokens import service
     from tokenhouse.tokens.repository import RESOURCE
+    from tokenhouse.tokens.views import dynamic, middle
 
     settings = _settings()
 
@@ -289,7 +294,8 @@ def list_tokens(
             return await paging.list_response(
                 query, RESOURCE,
                 lambda parsed: service.list_tokens(session=session, actor=actor, query=parsed),
-                lambda item: item.view.body(render(item.last_access_at)))
+                lambda item: item.view.body(middle(dynamic(item.view, None,
+                                                           accessed=item.accessed))))
 
     try:
         body = asyncio.run(run())

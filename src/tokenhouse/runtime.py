@@ -8,9 +8,11 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tokenhouse.auth.cache import CredentialCache
+from tokenhouse.kit.addresses import TrustedProxies
 from tokenhouse.kit.invalidation import InvalidationListener
 from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.tokens.last_access import LastAccessRecorder
+from tokenhouse.tokens.lifecycle import Policy
 from tokenhouse.tokens.views import TokenViews
 
 
@@ -26,6 +28,9 @@ class Runtime:
     modules: ModuleCatalog
     last_access: LastAccessRecorder
     invalidation: InvalidationListener
+    # Who may vouch for a client's address (X-Forwarded-For), and the tokens' lifetime.
+    proxies: TrustedProxies
+    policy: Policy
 
 
 async def resources(request: Request) -> Runtime:

@@ -1,39 +1,91 @@
-"""`seen` notes: how processes tell each other the lastAccessAt values they wrote."""
+"""`seen` notes: how processes tell each other the accesses they noted (time, client
+addresses, uses of a replaced secret), and how they are merged."""
 
 from datetime import UTC, datetime, timedelta
 
 from tokenhouse.kit.invalidation import Seen
-from tokenhouse.tokens.last_access import NOTE_SIZE, LastAccessRecorder, seen_notes
+from tokenhouse.tokens.last_access import (
+    ADDRESSES,
+    NOTE_SIZE,
+    LastAccessRecorder,
+    Noted,
+    merged_addresses,
+    seen_notes,
+)
 
 AT = datetime(2026, 11, 28, 12, 30, 15, 123000, tzinfo=UTC)
+WINDOW = AT + timedelta(hours=1)
 
 
 def recorder() -> LastAccessRecorder:
     return LastAccessRecorder(sessions=None, interval=10)  # type: ignore[arg-type]
 
 
+def noted(at: datetime, *addresses: str, previous: datetime | None = None) -> Noted:
+    made = Noted(at)
+    for address in addresses:
+        made.add(at, address)
+    if previous is not None:
+        made.add(at, None, previous)
+    return made
+
+
 def test_notes_carry_every_access_exactly_within_the_notify_limit() -> None:
-    accesses = {f"TKN-{n:04d}-{n:04d}-{n:04d}": AT + timedelta(milliseconds=n)
-                for n in range(1000)}
+    accesses = {f"TKN-{n:04d}-{n:04d}": noted(
+        AT + timedelta(milliseconds=n), f"192.0.2.{n % 250}", "2001:db8::1",
+        previous=WINDOW if n % 2 else None) for n in range(1000)}
     notes = seen_notes(accesses)
     assert len(notes) > 1 and all(len(note.note) <= NOTE_SIZE for note in notes)
     heard = recorder()
     for note in notes:
         heard.heard(note)
-    assert {token_id: heard.seen(token_id, None) for token_id in accesses} == accesses
+    for token_id, access in accesses.items():
+        assert heard.seen(token_id, None) == access.at
+        assert [a["ip"] for a in heard.addresses(token_id, None)] == sorted(access.ips)
+        assert heard.previous_seen(token_id, WINDOW, None) == (
+            access.at if access.previous else None)
 
 
 def test_what_is_heard_never_moves_an_access_backwards() -> None:
     heard = recorder()
     later = AT + timedelta(seconds=5)
-    heard.heard(seen_notes({"TKN-1": later})[0])
-    heard.heard(seen_notes({"TKN-1": AT})[0])  # an older note arriving late
+    heard.heard(seen_notes({"TKN-1": noted(later, "192.0.2.1")})[0])
+    heard.heard(seen_notes({"TKN-1": noted(AT, "192.0.2.1")})[0])  # an older note, late
     assert heard.seen("TKN-1", None) == later
     assert heard.seen("TKN-1", later + timedelta(seconds=1)) == later + timedelta(seconds=1)
+    assert heard.addresses("TKN-1", None) == [{"ip": "192.0.2.1",
+                                                "at": "2026-11-28T12:30:20.123Z"}]
+
+
+def test_a_replaced_secret_s_use_counts_for_its_own_window_only() -> None:
+    heard = recorder()
+    heard.touch("TKN-1", "192.0.2.1", WINDOW)
+    assert heard.previous_seen("TKN-1", WINDOW, None) is not None
+    # Rotated again: a new window, in which the old uses are not shown.
+    assert heard.previous_seen("TKN-1", WINDOW + timedelta(minutes=1), None) is None
+
+
+def test_addresses_are_the_newest_distinct_ones_merged_with_those_stored() -> None:
+    stored = ('[{"ip":"192.0.2.9","at":"2026-11-28T12:00:00.000Z"},'
+              '{"ip":"192.0.2.1","at":"2026-11-28T11:00:00.000Z"}]')
+    ips = {f"198.51.100.{n}": AT + timedelta(seconds=n) for n in range(ADDRESSES)}
+    ips["192.0.2.1"] = AT + timedelta(minutes=1)  # newer than its stored time
+    merged = merged_addresses(stored, [ips])
+    assert [a["ip"] for a in merged] == ["192.0.2.1", "198.51.100.4", "198.51.100.3",
+                                         "198.51.100.2", "198.51.100.1"]
+    assert merged_addresses("not json", [{}]) == []
+
+
+def test_a_token_keeps_at_most_five_addresses_noted() -> None:
+    heard = recorder()
+    for n in range(ADDRESSES + 3):
+        heard.touch("TKN-1", f"192.0.2.{n}")
+    assert len(heard.addresses("TKN-1", None)) == ADDRESSES
 
 
 def test_a_malformed_note_is_ignored_not_fatal() -> None:
     heard = recorder()
     heard.heard(Seen("TKN-1=notanumber"))
-    heard.heard(seen_notes({"TKN-2": AT})[0])
+    heard.heard(Seen("TKN-1=1@192.0.2.1!x"))
+    heard.heard(seen_notes({"TKN-2": noted(AT)})[0])
     assert heard.seen("TKN-2", None) == AT

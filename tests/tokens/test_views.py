@@ -11,6 +11,12 @@ from tokenhouse.tokens import repository
 from tokenhouse.tokens.models import ApiToken
 
 
+def forget_access_times(body):
+    """The times of the last-used addresses: each request is a new access."""
+    for address in body.get("lastAccessIps", ()):
+        address.pop("at")
+
+
 async def test_a_cached_view_never_widens_what_a_tenant_sees(client, factory, app):
     admin = await factory.admin()
     theirs = await factory.tenant("Client", modules=ALL_OF_TYPE)
@@ -87,6 +93,8 @@ async def test_the_stored_encoding_is_the_representation(client, factory):
             fast_body, general_body = fast.json(), general.json()
             if itself:  # each self-read is an access of its own, and shows the secret
                 assert fast_body.pop("lastAccessAt") <= general_body.pop("lastAccessAt")
+                for body in (fast_body, general_body):
+                    forget_access_times(body)
             assert fast_body == general_body
     assert "token" in fast.json() and fast.headers["cache-control"] == "no-store"
 
@@ -122,6 +130,8 @@ async def test_a_page_from_stored_json_is_the_rendered_page(client, factory):
         for page in (fast_body, general_body):  # the caller's own token: a new access each
             assert [item.pop("lastAccessAt") is not None for item in page["data"]] == [
                 item["id"] == tenant.id for item in page["data"]]
+            for item in page["data"]:
+                forget_access_times(item)
         assert fast_body == general_body
         assert fast_body["$meta"] == {"pagination": {"offset": 0, "limit": 10, "total": 2},
                                       "omitted": ["audit"]}

@@ -1,6 +1,7 @@
 """Who is acting: an API token (with its account and modules), or the server's operator."""
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from tokenhouse.accounts.models import AccountType
@@ -8,6 +9,7 @@ from tokenhouse.kit.audit import By
 from tokenhouse.kit.problems import Forbidden
 
 if TYPE_CHECKING:
+    from tokenhouse.kit.addresses import Allowlist
     from tokenhouse.tokens.views import View
 
 
@@ -19,6 +21,17 @@ class Actor:
     module_ids: frozenset[str]
     token_id: str | None = None
     token_name: str | None = None
+    # time.time() from which this credential no longer works (the token's expiry, or the end
+    # of the grace window of a replaced secret), or None. A cached credential is not served
+    # from then on (auth/cache.py); the database then says why.
+    valid_until: float | None = None
+    # The token's expiry as rendered, for the API-Token-Expiration header; None: never.
+    expiration: str | None = None
+    # The networks the token may be used from (None: any address).
+    allowlist: "Allowlist | None" = field(default=None, compare=False)
+    # The end of the grace window when the credential is the secret a rotation replaced
+    # (its uses are recorded for that window, see tokens/last_access.py); else None.
+    window: datetime | None = None
     # The acting token's representation, read with the credential by this request's
     # authentication (a first-seen token: one round trip for both). Never on a cached actor.
     own_view: "View | None" = field(default=None, compare=False, repr=False)

@@ -1,14 +1,18 @@
 """Turning a Bearer secret into an actor."""
 
 from dataclasses import replace
+from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.cache import CredentialCache
 from tokenhouse.kit import crypto
-from tokenhouse.kit.problems import Unauthorized
+from tokenhouse.kit.addresses import Allowlist
+from tokenhouse.kit.problems import Forbidden, Unauthorized
+from tokenhouse.kit.timeutil import as_utc, render, utcnow
 from tokenhouse.tokens import repository as tokens
+from tokenhouse.tokens.lifecycle import end_grace, grace_end, is_expired, previous_until
 from tokenhouse.tokens.models import ApiToken, TokenStatus
 from tokenhouse.tokens.views import TokenViews, view_of
 
@@ -17,17 +21,22 @@ INVALID = "The credential is not a valid API token."
 
 async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
                        cache: CredentialCache | None = None,
-                       views: TokenViews | None = None) -> Actor:
+                       views: TokenViews | None = None,
+                       sessions: async_sessionmaker[AsyncSession] | None = None) -> Actor:
     """The actor behind an API token secret, or 401.
 
     A verified credential is served from `cache` (keyed by the hash) while no change has
-    invalidated it (see auth/cache.py). Otherwise the secret is looked up by its keyed hash
-    and the token id it names (both indexed), so the stored value is never compared byte by
-    byte in Python; the constant-time check of the token id guards against a secret pasted
-    onto another id. That one query also brings back the token's representation: the actor
-    returned carries it (`own_view`, for this request only), and `views` keeps it, so that a
-    first-seen token reading itself costs one round trip.
-    Disabled and Deleted tokens, and every token of a Disabled account, authenticate nothing.
+    invalidated it and its time is not up (see auth/cache.py). Otherwise the secret is looked
+    up by its keyed hash and the token id it names (both indexed), so the stored value is
+    never compared byte by byte in Python; the constant-time check of the token id guards
+    against a secret pasted onto another id. That one query also brings back the token's
+    representation: the actor returned carries it (`own_view`, for this request only), and
+    `views` keeps it, so that a first-seen token reading itself costs one round trip.
+    Disabled, Deleted and Expired tokens, every token of a Disabled account, and a replaced
+    secret past its grace window authenticate nothing.
+    The first use of the current secret of a token rotated with `retirePreviousOnFirstUse`
+    ends the replaced secret's grace window (a write, in a unit of work of its own, through
+    `sessions`; once per rotation).
     The database (`engine`) is asked only when the credential is not cached.
     """
     token_id = crypto.token_id_of(secret)
@@ -42,12 +51,17 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
     # Marks taken before the read: a change committed while it runs keeps it out of both.
     credential_mark = cache.mark() if cache is not None else None
     view_mark = views.mark() if views is not None else None
-    token = await _verify(engine, secret_hash, token_id)
-    actor = Actor(account_id=token.account_id, account_type=token.account.type,
-                  modules=frozenset(module.name for module in token.modules),
-                  module_ids=frozenset(module.id for module in token.modules),
-                  token_id=token.id, token_name=token.name)
-    view = view_of(token)
+    now = utcnow()
+    token, current = await _verify(engine, secret_hash, token_id, now)
+    if current and token.retire_previous_on_first_use and sessions is not None \
+            and previous_until(grace_end(token), token.expires_at, now) is not None:
+        async with sessions() as session:
+            await _retire_previous_secret(session, token.id, secret_hash)
+            await session.commit()
+        # Read again: the token changed (its commit also moved both marks past this read).
+        token, current = await _verify(engine, secret_hash, token_id, now)
+    actor = _actor_of(token, current, now)
+    view = view_of(token, now)
     if credential_mark is not None:
         credential_mark.keep(secret_hash, actor)
     if view_mark is not None:
@@ -56,13 +70,62 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
     return replace(actor, own_view=view)
 
 
-async def _verify(engine: AsyncEngine, secret_hash: str, token_id: str) -> ApiToken:
-    """The token of a secret, read from the database (see `authenticate`), or 401."""
-    token = await tokens.find_credential(engine, secret_hash, token_id)
-    if token is None or not crypto.same(token.id, token_id):
+def admit(actor: Actor, address: str | None) -> None:
+    """403 unless the actor's token may be used from `address` (the client's, see
+    kit/addresses.TrustedProxies; None: unknown, which no allowlist admits)."""
+    if actor.allowlist is not None and not actor.allowlist.allows(address):
+        raise Forbidden(f"Token {actor.token_id} cannot be used from "
+                        f"{address or 'an unknown address'}.")
+
+
+async def _retire_previous_secret(session: AsyncSession, token_id: str,
+                                  secret_hash: str) -> None:
+    """The current secret (`secret_hash`) of a token rotated with `retirePreviousOnFirstUse`
+    authenticated a request: the replaced secret stops now (its commit tells every process,
+    as any change of the token does). On behalf of no actor; a first use at the same time
+    in another process finds it done and changes nothing."""
+    token = await tokens.get_for_update(session, token_id)
+    if (token is None or token.secret_hash is None
+            or not crypto.same(token.secret_hash, secret_hash)
+            or not token.retire_previous_on_first_use):
+        return
+    end_grace(token)
+    await session.flush()
+
+
+def _actor_of(token: ApiToken, current: bool, now: datetime) -> Actor:
+    ends = [as_utc(token.expires_at)] if token.expires_at is not None else []
+    window = None
+    if not current:
+        window = grace_end(token)
+        if window is not None:
+            ends.append(as_utc(window))
+    return Actor(account_id=token.account_id, account_type=token.account.type,
+                 modules=frozenset(module.name for module in token.modules),
+                 module_ids=frozenset(module.id for module in token.modules),
+                 token_id=token.id, token_name=token.name,
+                 valid_until=min(ends).timestamp() if ends else None,
+                 expiration=render(token.expires_at),
+                 allowlist=Allowlist.of(token.ip_allowlist),
+                 window=as_utc(window) if window is not None else None)
+
+
+async def _verify(engine: AsyncEngine, secret_hash: str, token_id: str,
+                  now: datetime) -> tuple[ApiToken, bool]:
+    """The token of a secret read from the database (see `authenticate`), and whether the
+    secret is its current one; or 401."""
+    credential = await tokens.find_credential(engine, secret_hash, token_id)
+    if credential is None or not crypto.same(credential.token.id, token_id):
         raise Unauthorized(INVALID)
+    token = credential.token
     if token.status != TokenStatus.ACTIVE:
         raise Unauthorized(f"The API token is {token.status}.")
     if token.account.is_disabled:
         raise Unauthorized("The account of this API token is Disabled.")
-    return token
+    if is_expired(token.expires_at, now):
+        raise Unauthorized(f"The API token {token.id} expired at {render(token.expires_at)}.")
+    if not credential.current and previous_until(grace_end(token), token.expires_at,
+                                                 now) is None:
+        raise Unauthorized("This secret was replaced by a rotation of the API token, and its "
+                           "grace window has ended.")
+    return token, credential.current

@@ -207,8 +207,19 @@ def _traceback() -> str:
     return "\n".join(f"  | {printable(line)}" for line in lines)
 
 
+# Headers noted during a request for every answer to it, errors included (see note_header).
+NOTED_HEADERS = "tokenhouse.headers"
+
+
+def note_header(scope: Scope, name: bytes, value: bytes) -> None:
+    """Send `name: value` with whatever the request is answered (ProblemMiddleware adds it):
+    for headers decided before the route answers, such as those authentication sets."""
+    scope.setdefault(NOTED_HEADERS, []).append((name, value))
+
+
 class ProblemMiddleware:
-    """Gives each request its trace id and turns an unexpected exception into a 500 problem.
+    """Gives each request its trace id, adds the headers noted for it (`note_header`), and
+    turns an unexpected exception into a 500 problem.
 
     Pure ASGI (no BaseHTTPMiddleware), so it costs next to nothing on the hot path. It catches
     here rather than in an `Exception` handler because Starlette runs that handler outside
@@ -231,7 +242,8 @@ class ProblemMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [*message.get("headers", []),
-                                      (b"traceparent", trace_id.encode())]
+                                      (b"traceparent", trace_id.encode()),
+                                      *scope.get(NOTED_HEADERS, ())]
             await send(message)
 
         try:

@@ -1,18 +1,27 @@
-"""`lastAccessAt`, recorded without a database write on every request.
+"""`lastAccessAt`, `lastAccessIps` and the replaced secret's `lastAccessAt`, recorded without
+a database write on every request.
 
-Authentication notes the time in memory; a background task writes what was noted at most once
-per token per interval, in one statement, and a final flush runs on shutdown. Responses read
-the noted value on top of the stored one, so a client sees its own access at once.
+Authentication notes the time, the client's address and which secret was used in memory; a
+background task writes what was noted at most once per token per interval (one read of the
+rows, locked, and one write per chunk of tokens: the addresses are merged with those
+stored), and a final flush runs on shutdown. Responses read the noted values on top of the
+stored ones, so a client sees its own access at once.
 
-Each flush also tells every process what it wrote (`Seen` notes on the channel of
-kit/invalidation.py), and every process keeps the latest access it heard of per token.
+Each flush also tells every process what it noted (`Seen` notes on the channel of
+kit/invalidation.py), and every process keeps the latest accesses it heard of per token.
 Token views kept in memory therefore show accesses made through any process within about
 one interval, without reading the row again.
+
+A use of the replaced secret counts for its grace window only: it is noted with the window's
+end, and is written (and shown) only while the token's row still has that window.
 """
 
 import asyncio
+import json
 import logging
 from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tokenhouse.kit.invalidation import Seen, publish
 from tokenhouse.kit.outage import unavailable
 from tokenhouse.kit.tasks import cancel
-from tokenhouse.kit.timeutil import as_utc, utcnow
+from tokenhouse.kit.timeutil import as_utc, render, utcnow
 from tokenhouse.tokens import repository
 
 log = logging.getLogger("tokenhouse.last_access")
@@ -29,33 +38,93 @@ CHUNK = 2000  # tokens per UPDATE
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 NOTE_SIZE = 7000  # characters per `seen` note: PostgreSQL's NOTIFY takes at most 8000 bytes
+ADDRESSES = 5  # distinct client addresses kept per token
+
+
+@dataclass(slots=True)
+class Noted:
+    """The accesses to one token noted since the last flush (or heard of)."""
+
+    at: datetime
+    # address -> latest access from it, the newest last; at most ADDRESSES
+    ips: dict[str, datetime] = field(default_factory=dict)
+    # (the grace window's end, the latest access by the replaced secret in it)
+    previous: tuple[datetime, datetime] | None = None
+
+    def add(self, at: datetime, address: str | None,
+            window: datetime | None = None) -> None:
+        if at > self.at:
+            self.at = at
+        if address is not None:
+            known = self.ips.pop(address, None)
+            self.ips[address] = at if known is None or known < at else known
+            if len(self.ips) > ADDRESSES:
+                del self.ips[min(self.ips, key=self.ips.__getitem__)]
+        if window is not None and (self.previous is None or self.previous[0] != window
+                                   or self.previous[1] < at):
+            self.previous = (window, at)
+
+    def merge(self, other: "Noted") -> None:
+        for address, at in other.ips.items():
+            self.add(at, address)
+        self.add(other.at, None)
+        if other.previous is not None:
+            self.add(other.previous[1], None, other.previous[0])
 
 
 class LastAccessRecorder:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], interval: float):
         self._sessions = sessions
         self._interval = interval
-        self._pending: dict[str, datetime] = {}
-        self._flushing: dict[str, datetime] = {}
+        self._pending: dict[str, Noted] = {}
+        self._flushing: dict[str, Noted] = {}
         # What flushes wrote here or elsewhere (heard through `seen` notes), most recent last
         # and bounded: a row read before the write committed, or a token's view kept in
-        # memory, may still hold an older value, so responses take the latest known access.
-        self._known: OrderedDict[str, datetime] = OrderedDict()
+        # memory, may still hold older values, so responses take the latest known ones.
+        self._known: OrderedDict[str, Noted] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
-    def touch(self, token_id: str) -> None:
-        self._pending[token_id] = utcnow()
+    def touch(self, token_id: str, address: str | None = None,
+              window: datetime | None = None) -> None:
+        """Note an access now, from `address` (None: unknown), by the replaced secret of the
+        grace window ending at `window` (None: by the current secret)."""
+        now = utcnow()
+        noted = self._pending.get(token_id)
+        if noted is None:
+            self._pending[token_id] = noted = Noted(now)
+        noted.add(now, address, window)
+
+    def _noted(self, token_id: str) -> Iterable[Noted]:
+        for source in (self._pending, self._flushing, self._known):
+            noted = source.get(token_id)
+            if noted is not None:
+                yield noted
 
     def seen(self, token_id: str, stored: datetime | None) -> datetime | None:
         """The latest access: the noted one when newer than what is stored."""
-        noted = (self._pending.get(token_id) or self._flushing.get(token_id)
-                 or self._known.get(token_id))
-        if noted is None:
-            return stored
-        if stored is None or as_utc(stored) < noted:
-            return noted
-        return stored
+        latest = stored if stored is None else as_utc(stored)
+        for noted in self._noted(token_id):
+            if latest is None or latest < noted.at:
+                latest = noted.at
+        return latest
+
+    def previous_seen(self, token_id: str, window: datetime | None,
+                      stored: datetime | None) -> datetime | None:
+        """The latest access by the replaced secret within the grace window ending at
+        `window` (what is stored is of the window the row holds)."""
+        latest = stored if stored is None else as_utc(stored)
+        for noted in self._noted(token_id):
+            if noted.previous is not None and window is not None \
+                    and noted.previous[0] == as_utc(window) \
+                    and (latest is None or latest < noted.previous[1]):
+                latest = noted.previous[1]
+        return latest
+
+    def addresses(self, token_id: str, stored: str | None) -> list[dict[str, str]]:
+        """The last distinct client addresses, newest first: those stored (JSON text) and
+        those noted since."""
+        return merged_addresses(stored, (noted.ips for noted in self._noted(token_id)))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="last-access-flush")
@@ -93,47 +162,104 @@ class LastAccessRecorder:
                     chunk = {token_id: self._flushing[token_id]
                              for token_id in ids[start:start + CHUNK]}
                     async with self._sessions() as session:
-                        await repository.write_last_access(session, chunk)
+                        await repository.write_accesses(session, chunk, merged_addresses)
                         for note in seen_notes(chunk):
                             publish(session, note)
                         await session.commit()
-                    for token_id, at in chunk.items():
-                        self._remember(token_id, at)
+                    for token_id, noted in chunk.items():
+                        self._remember(token_id, noted)
             except BaseException:
                 # Kept for the next round. Chunks already written are written again then,
                 # which changes nothing: a stored value never moves backwards.
                 for key, value in self._flushing.items():
-                    self._pending.setdefault(key, value)
+                    pending = self._pending.get(key)
+                    if pending is None:
+                        self._pending[key] = value
+                    else:
+                        pending.merge(value)
                 self._flushing = {}
                 raise
             self._flushing = {}
             return len(ids)
 
     def heard(self, seen: Seen) -> None:
-        """Take in another process's note (`id=milliseconds,...`)."""
+        """Take in another process's note (see `seen_notes`)."""
         try:
             for item in seen.note.split(","):
-                token_id, _, millis = item.partition("=")
-                self._remember(token_id, EPOCH + int(millis) * MILLISECOND)
-        except ValueError:
+                token_id, noted = _parse_item(item)
+                self._remember(token_id, noted)
+        except (ValueError, IndexError):
             log.warning("ignored a malformed seen note")
 
-    def _remember(self, token_id: str, at: datetime) -> None:
+    def _remember(self, token_id: str, noted: Noted) -> None:
         known = self._known.get(token_id)
-        if known is None or known < at:
-            self._known[token_id] = at
+        if known is None:
+            known = self._known[token_id] = Noted(noted.at)
+        known.merge(noted)
         self._known.move_to_end(token_id)
         while len(self._known) > REMEMBERED:
             self._known.popitem(last=False)
 
 
-def seen_notes(accesses: dict[str, datetime]) -> list[Seen]:
+def merged_addresses(stored: str | None,
+                     noted: Iterable[dict[str, datetime]]) -> list[dict[str, str]]:
+    """The newest ADDRESSES distinct addresses of `stored` (JSON text of the wire shape) and
+    `noted`, newest first."""
+    latest: dict[str, str] = {}
+    if stored:
+        try:
+            for item in json.loads(stored):
+                latest[str(item["ip"])] = str(item["at"])
+        except (ValueError, TypeError, KeyError):
+            log.warning("ignored stored lastAccessIps that are not of the expected shape")
+    for ips in noted:
+        for address, at in ips.items():
+            text = render(at) or ""
+            if latest.get(address, "") < text:  # rendered timestamps sort as time does
+                latest[address] = text
+    newest = sorted(latest.items(), key=lambda pair: pair[1], reverse=True)[:ADDRESSES]
+    return [{"ip": address, "at": at} for address, at in newest]
+
+
+def _millis(at: datetime) -> int:
+    return (at - EPOCH) // MILLISECOND
+
+
+def _at(millis: str) -> datetime:
+    return EPOCH + int(millis) * MILLISECOND
+
+
+def _item(token_id: str, noted: Noted) -> str:
+    """`id=millis[#window!millis][@address!millis...]` (no address holds `@`, `!` or `,`)."""
+    item = f"{token_id}={_millis(noted.at)}"
+    if noted.previous is not None:
+        item += f"#{_millis(noted.previous[0])}!{_millis(noted.previous[1])}"
+    for address, at in noted.ips.items():
+        item += f"@{address}!{_millis(at)}"
+    return item
+
+
+def _parse_item(item: str) -> tuple[str, Noted]:
+    token_id, _, rest = item.partition("=")
+    first, *addresses = rest.split("@")
+    at, _, previous = first.partition("#")
+    noted = Noted(_at(at))
+    if previous:
+        window, _, used = previous.partition("!")
+        noted.previous = (_at(window), _at(used))
+    for part in addresses:
+        address, _, used = part.partition("!")
+        noted.add(_at(used), address)
+    return token_id, noted
+
+
+def seen_notes(accesses: dict[str, Noted]) -> list[Seen]:
     """Accesses as notes of at most NOTE_SIZE characters each."""
     notes: list[Seen] = []
     items: list[str] = []
     size = 0
-    for token_id, at in accesses.items():
-        item = f"{token_id}={(at - EPOCH) // MILLISECOND}"
+    for token_id, noted in accesses.items():
+        item = _item(token_id, noted)
         if items and size + len(item) + 1 > NOTE_SIZE:
             notes.append(Seen(",".join(items)))
             items, size = [], 0

@@ -1,7 +1,18 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, String, Table, Text, false, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tokenhouse.accounts.models import Account
@@ -48,6 +59,9 @@ class ApiToken(Audited, Base):
     last_access_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # NULL: never expires. Indexed for `lt(expiresAt,...)` and the expiry jobs.
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # When the current secret was issued by a rotation (NULL: at creation). A rotation
+    # without a new expiry gives the new secret the lifetime the old one had from here.
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The secret replaced by the last rotation, while its grace window lasts (its keyed hash,
     # as for `secret_hash`), until `previous_expires_at`; and when it last authenticated a
     # request since that rotation. NULL hash: only the current secret works.

@@ -1,22 +1,35 @@
 """The API token wire shapes."""
 
+from datetime import datetime
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, Field, StrictBool, StrictInt, field_validator
 
 from tokenhouse.accounts.schemas import AccountSummary, render_account
+from tokenhouse.kit.addresses import MAX_NETWORKS, from_stored
 from tokenhouse.kit.timeutil import render
-from tokenhouse.kit.wire import READ_ONLY, Audit, ReadOnlyFields, Ref, WireOut
+from tokenhouse.kit.wire import READ_ONLY, Audit, ReadOnlyFields, Ref, WireIn, WireOut
 from tokenhouse.modules.schemas import ModuleSummary, render_module
+from tokenhouse.tokens.lifecycle import MAX_GRACE_SECONDS, status_at
 from tokenhouse.tokens.models import ApiToken
+
+EXPIRES_AT_DOC = ("When the token stops working (`null`: never). Must be in the future; at most "
+                  "the server's longest lifetime when one is configured.")
+ALLOWLIST_DOC = ("The networks (CIDR, IPv4 or IPv6; a bare address is /32 or /128) the token "
+                 "may be used from; `null` or `[]`: any address. Stored canonical.")
 
 
 class TokenFields(ReadOnlyFields):
     description: str | None = Field(default=None, max_length=2000)
     icon: str | None = Field(default=None, max_length=2048)
     # Read-only on input: accepted so that a client can send back what it read.
+    expires_at: AwareDatetime | None = Field(default=None, description=EXPIRES_AT_DOC)
+    ip_allowlist: list[str] | None = Field(default=None, max_length=MAX_NETWORKS,
+                                           description=ALLOWLIST_DOC)
     token: Any = Field(default=None, json_schema_extra=READ_ONLY)
     last_access_at: Any = Field(default=None, json_schema_extra=READ_ONLY)
+    last_access_ips: Any = Field(default=None, json_schema_extra=READ_ONLY)
+    previous_secret: Any = Field(default=None, json_schema_extra=READ_ONLY)
 
 
 def _at_least_one(value: list[Ref] | None) -> list[Ref] | None:
@@ -45,6 +58,30 @@ class TokenUpdate(TokenFields):
     _modules = field_validator("modules")(_at_least_one)
 
 
+class TokenRotate(WireIn):
+    """The body of a rotation (optional: `{}` and no body mean the defaults)."""
+
+    grace_period_seconds: StrictInt = Field(
+        default=0, ge=0, le=MAX_GRACE_SECONDS,
+        description="How long the replaced secret keeps working (never past its own "
+                    "expiry); 0: it stops at once.")
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="The token's new expiry. Left out: a token that had one "
+        "keeps the same lifetime from now; one that had none keeps none.")
+    retire_previous_on_first_use: StrictBool = Field(
+        default=False, description="The replaced secret stops working the moment the new "
+        "one first authenticates a request (or at the end of the grace window).")
+
+
+class AccessFrom(WireOut):
+    ip: str
+    at: str
+
+
+class PreviousSecret(WireOut):
+    expires_at: str = Field(description="When the replaced secret stops working.")
+    last_access_at: str | None = Field(description="When it last authenticated a request "
+                                       "since the rotation.")
 
 
 class TokenOut(WireOut):
@@ -54,8 +91,17 @@ class TokenOut(WireOut):
     description: str | None
     icon: str | None
     status: str = Field(json_schema_extra=READ_ONLY, description="Changed by the enable and "
-                        "disable actions and by a delete, never by a PUT.")
+                        "disable actions and by a delete, never by a PUT. `Expired`: an "
+                        "Active token past its `expiresAt` (computed).")
+    expires_at: str | None = Field(description=EXPIRES_AT_DOC)
+    ip_allowlist: list[str] | None = Field(description=ALLOWLIST_DOC)
     last_access_at: str | None = Field(json_schema_extra=READ_ONLY)
+    last_access_ips: list[AccessFrom] = Field(
+        json_schema_extra=READ_ONLY, description="The last distinct client addresses (up to "
+        "5), newest first.")
+    previous_secret: PreviousSecret | None = Field(
+        json_schema_extra=READ_ONLY, description="The secret the last rotation replaced, "
+        "while it still works.")
     token: str | None = Field(default=None, json_schema_extra=READ_ONLY,
                               description="The secret: only in the create response and in a "
                               "GET made with this very token.")
@@ -73,19 +119,26 @@ def href(token_id: str) -> str:
     return f"/public/v1/accounts/api-tokens/{token_id}"
 
 
-def render_token(token: ApiToken, *, last_access: Any,
-                 secret: str | None = None) -> dict[str, Any]:
+# The properties that change without a new revision (accesses, and the grace window as time
+# passes), computed at response time; a token's kept view is split around them (views.py).
+DYNAMIC = ("lastAccessAt", "lastAccessIps", "previousSecret", "token")
+
+
+def render_token(token: ApiToken, *, now: datetime,
+                 dynamic: dict[str, Any]) -> dict[str, Any]:
+    """The representation; `dynamic`: the values of DYNAMIC, in that order (see
+    tokens/views.dynamic)."""
     body: dict[str, Any] = {
         "id": token.id,
         "href": href(token.id),
         "name": token.name,
         "description": token.description,
         "icon": token.icon,
-        "status": token.status,
-        "lastAccessAt": render(last_access),
+        "status": status_at(token.status, token.expires_at, now),
+        "expiresAt": render(token.expires_at),
+        "ipAllowlist": from_stored(token.ip_allowlist),
+        **dynamic,
     }
-    if secret is not None:
-        body["token"] = secret
     body["account"] = render_account(token.account, full=False)
     body["modules"] = [render_module(module, audit=False) for module in token.modules]
     body["audit"] = token.render_audit()

@@ -6,7 +6,7 @@ of work.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,27 +14,43 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tokenhouse.accounts import repository as accounts
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit import crypto, ids
+from tokenhouse.kit.addresses import canonical_allowlist, to_stored
 from tokenhouse.kit.db import read_only
 from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
 from tokenhouse.kit.repository import transient
 from tokenhouse.kit.rql import Query
+from tokenhouse.kit.timeutil import as_utc, render, utcnow
 from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.modules.service import grantable
 from tokenhouse.tokens import repository
 from tokenhouse.tokens.auth import MANAGE
+from tokenhouse.tokens.lifecycle import (
+    Policy,
+    end_grace,
+    grace_end,
+    is_expired,
+    previous_until,
+)
 from tokenhouse.tokens.models import ApiToken, TokenStatus
-from tokenhouse.tokens.schemas import TokenCreate, TokenUpdate
-from tokenhouse.tokens.views import TokenViews, View, view_of
+from tokenhouse.tokens.repository import PageRow
+from tokenhouse.tokens.schemas import TokenCreate, TokenRotate, TokenUpdate
+from tokenhouse.tokens.views import Accessed, TokenViews, View, view_of
 
 ID_ATTEMPTS = 8
+NO_POLICY = Policy()
 
 
 @dataclass(frozen=True, slots=True)
 class Listed:
-    """A token on a page: its view, and `lastAccessAt` as the page's query read it."""
+    """A token on a page: its view, and its accesses as the page's query read them."""
 
     view: View
-    last_access_at: datetime | None
+    accessed: Accessed
+
+    @classmethod
+    def of(cls, view: View, row: PageRow) -> "Listed":
+        return cls(view, Accessed(row.last_access_at, row.last_access_ips,
+                                  row.previous_last_access_at))
 
 
 async def list_tokens(*, session: AsyncSession, actor: Actor, query: Query,
@@ -45,7 +61,7 @@ async def list_tokens(*, session: AsyncSession, actor: Actor, query: Query,
     database. Each token's representation comes from `views` when the view there is of the
     revision the page read; the others are loaded in one query and kept."""
     MANAGE.check(actor)
-    rows, total = await repository.list_visible(session, actor, query)
+    rows, total = await repository.list_visible(session, actor, query, utcnow())
     found: dict[str, View] = {}
     if views is not None:
         for row in rows:
@@ -57,7 +73,7 @@ async def list_tokens(*, session: AsyncSession, actor: Actor, query: Query,
         load = partial(_views_of, session, actor, missing)
         found.update(await views.load_many(load) if views is not None else await load())
     # A token changed out of sight between the two reads is left off this page.
-    return [Listed(found[row.id], row.last_access_at) for row in rows if row.id in found], total
+    return [Listed.of(found[row.id], row) for row in rows if row.id in found], total
 
 
 async def get_token(*, session: AsyncSession, actor: Actor, token_id: str,
@@ -106,13 +122,19 @@ async def _read_view(sessions: async_sessionmaker[AsyncSession], actor: Actor,
 
 
 async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate, key: bytes,
-                       catalog: ModuleCatalog | None = None) -> tuple[ApiToken, str]:
+                       catalog: ModuleCatalog | None = None,
+                       policy: Policy = NO_POLICY) -> tuple[ApiToken, str]:
     """A new Active token and its secret. The secret is returned once and only its keyed
-    hash is stored.
+    hash is stored. Without `expiresAt`, the token gets the policy's longest lifetime (if
+    any).
 
     The token returned is never attached to `session`: it was written with plain inserts
     (see `repository.insert_new`) and is only to be rendered."""
     MANAGE.check(actor)
+    now = utcnow()
+    expires_at = (_expiry(data.expires_at, policy, now) if "expires_at" in data.model_fields_set
+                  else policy.latest_expiry(now))
+    allowlist = to_stored(canonical_allowlist(data.ip_allowlist))
     account = await accounts.find_visible(session, actor, data.account.id)
     if account is None:
         raise ValidationFailed({"account": [f"Account {data.account.id} does not exist."]})
@@ -126,7 +148,9 @@ async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate
         token = transient(ApiToken, dict(
             id=token_id, account_id=account.id, account=account, name=data.name,
             description=data.description, icon=data.icon, status=TokenStatus.ACTIVE,
-            modules=modules, secret_hash=crypto.hash_secret(key, secret), revision=1).items())
+            modules=modules, secret_hash=crypto.hash_secret(key, secret), revision=1,
+            expires_at=expires_at, ip_allowlist=allowlist,
+            retire_previous_on_first_use=False).items())
         token.stamp_created(actor.by)
         if await repository.insert_new(session, token):
             return token, secret
@@ -134,9 +158,12 @@ async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate
 
 
 async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
-                       data: TokenUpdate) -> ApiToken:
-    """Change name, description, icon and modules. Properties left out keep their value."""
+                       data: TokenUpdate, policy: Policy = NO_POLICY) -> ApiToken:
+    """Change name, description, icon, modules, expiry and IP allowlist. Properties left
+    out, or sent back unchanged, keep their value. An Expired token's expiry cannot be
+    changed: it is rotated instead (a new secret for a token that stopped working)."""
     _authorize_change(actor, token)
+    now = utcnow()
     # The body is judged (400) before the token's state and revision (409), as everywhere.
     if data.account is not None and data.account.id != token.account_id:
         raise ValidationFailed({"account": ["A token cannot be moved to another account."]})
@@ -145,6 +172,10 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
         raise ValidationFailed({"name": ["The name is required."]})
     if "modules" in given and data.modules is None:
         raise ValidationFailed({"modules": ["At least one module is required."]})
+    new_expiry = ("expires_at" in given and _changed(data.expires_at, token.expires_at))
+    expires_at = _expiry(data.expires_at, policy, now) if new_expiry else None
+    allowlist = (to_stored(canonical_allowlist(data.ip_allowlist))
+                 if "ip_allowlist" in given else token.ip_allowlist)
     # Every check that reads the database comes before the first change: a query would
     # flush a half-made change, and each flush of the row is a revision.
     modules = None
@@ -156,6 +187,12 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     if data.revision is not None and data.revision != token.revision:
         raise Conflict(f"The API token was changed since revision {data.revision}; it is at "
                        f"revision {token.revision}. Read it again and repeat the change.")
+    if new_expiry and is_expired(token.expires_at, now):
+        raise _expired(token)
+    if new_expiry:
+        token.expires_at = expires_at
+    if allowlist != token.ip_allowlist:
+        token.ip_allowlist = allowlist
     if "name" in given and data.name is not None:  # None was refused above
         token.name = data.name
     if "description" in given:
@@ -176,18 +213,74 @@ async def disable_token(*, session: AsyncSession, actor: Actor, token: ApiToken)
 
 
 async def enable_token(*, session: AsyncSession, actor: Actor, token: ApiToken) -> ApiToken:
-    """Disabled -> Active."""
+    """Disabled -> Active; not for a token past its expiry (rotate it instead)."""
     return await _move(session, actor, token, TokenStatus.DISABLED, TokenStatus.ACTIVE,
                        "enabled")
 
 
-async def delete_token(*, session: AsyncSession, actor: Actor, token: ApiToken) -> ApiToken:
-    """Active or Disabled -> Deleted, which is final. The row stays (IDs are never reused,
-    Operations can still see it), but its secret hash is dropped: it can never be needed."""
+async def rotate_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
+                       data: TokenRotate, key: bytes, policy: Policy = NO_POLICY,
+                       by_itself: bool = False) -> tuple[ApiToken, str]:
+    """A new secret for the token (same id, next revision), returned once.
+
+    The replaced secret keeps working for `gracePeriodSeconds` (never past its own expiry;
+    0: it stops at once), or until the new one is first used (`retirePreviousOnFirstUse`).
+    At most two secrets work at a time: a secret still in its grace window from an earlier
+    rotation stops now. Without `expiresAt` the new secret gets the lifetime the old one
+    had, from now (none if it had none; the policy's longest when one is set). A Disabled
+    token stays Disabled; an Expired one is Active again with its new expiry.
+    `by_itself`: the token rotates its own secret (no module needed)."""
+    _authorize_change(actor, token, by_itself=by_itself)
+    now = utcnow()
+    if "expires_at" in data.model_fields_set:
+        expires_at = _expiry(data.expires_at, policy, now)
+    else:
+        expires_at = _same_lifetime(token, policy, now)
+    _require_not_deleted(token, "rotated")
+    grace = timedelta(seconds=data.grace_period_seconds)
+    previous_end = now + grace if grace and token.secret_hash is not None else None
+    if previous_end is not None and token.expires_at is not None:
+        previous_end = min(previous_end, as_utc(token.expires_at))
+    if previous_end is not None and previous_end <= now:
+        previous_end = None  # the old secret has stopped working already
+    secret = crypto.new_secret(token.id)
+    token.previous_secret_hash = token.secret_hash if previous_end is not None else None
+    token.previous_expires_at = previous_end
+    token.previous_last_access_at = None
+    token.retire_previous_on_first_use = (data.retire_previous_on_first_use
+                                          and previous_end is not None)
+    token.secret_hash = crypto.hash_secret(key, secret)
+    token.expires_at = expires_at
+    token.rotated_at = now
+    token.stamp_updated(actor.by)
+    await session.flush()
+    return token, secret
+
+
+async def revoke_previous_secret(*, session: AsyncSession, actor: Actor,
+                                 token: ApiToken) -> ApiToken:
+    """End the grace window of the secret the last rotation replaced, now (409 when no
+    replaced secret works)."""
     _authorize_change(actor, token)
+    _require_not_deleted(token, "changed")
+    if previous_until(grace_end(token), token.expires_at, utcnow()) is None:
+        raise Conflict("The API token has no previous secret in a grace window.")
+    end_grace(token)
+    token.stamp_updated(actor.by)
+    await session.flush()
+    return token
+
+
+async def delete_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
+                       by_itself: bool = False) -> ApiToken:
+    """Active or Disabled -> Deleted, which is final. The row stays (IDs are never reused,
+    Operations can still see it), but its secret hashes are dropped: they can never be
+    needed. `by_itself`: the token deletes itself (no module needed)."""
+    _authorize_change(actor, token, by_itself=by_itself)
     _require_not_deleted(token, "deleted again")
     token.status = TokenStatus.DELETED
     token.secret_hash = None
+    end_grace(token)
     token.stamp_updated(actor.by)
     await session.flush()
     return token
@@ -200,19 +293,80 @@ async def _move(session: AsyncSession, actor: Actor, token: ApiToken, source: To
         article = "an" if source[0] in "AEIOU" else "a"
         raise Conflict(f"The API token is {token.status}; only {article} {source} token can be "
                        f"{verb}.")
+    if target == TokenStatus.ACTIVE and is_expired(token.expires_at, utcnow()):
+        raise _expired(token)
     token.status = target
     token.stamp_updated(actor.by)
     await session.flush()
     return token
 
 
-def _authorize_change(actor: Actor, token: ApiToken) -> None:
+def _authorize_change(actor: Actor, token: ApiToken, *, by_itself: bool = False) -> None:
     """Every change needs Access Management, also of the token that acts (a token cannot
     rename, disable or delete itself without it), and a token the actor can see (404, as
-    for a token that does not exist)."""
-    MANAGE.check(actor)
+    for a token that does not exist). `by_itself`: the self-service routes, where a token
+    rotates or deletes itself with no module; it must then be the acting token."""
+    if by_itself:
+        if token.id != actor.token_id:
+            raise _not_found(token.id)
+    else:
+        MANAGE.check(actor)
     if not repository.can_see(actor, token.account_id, token.status):
         raise _not_found(token.id)
+
+
+def _changed(given: datetime | None, stored: datetime | None) -> bool:
+    """Whether a PUT changes the expiry: a client sends back what it read."""
+    if given is None or stored is None:
+        return given is not stored
+    return _to_millis(given) != as_utc(stored)
+
+
+def _to_millis(value: datetime) -> datetime:
+    """UTC, at the millisecond (what is stored is what is rendered); 400 past year 9999."""
+    try:
+        value = as_utc(value)
+    except OverflowError:
+        raise ValidationFailed({"expiresAt": ["The instant is out of range."]}) from None
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _expiry(given: datetime | None, policy: Policy, now: datetime) -> datetime | None:
+    """A requested expiry (None: never), held to the rules: in the future, and within the
+    policy's longest lifetime."""
+    latest = policy.latest_expiry(now)
+    if given is None:
+        if latest is not None:
+            raise ValidationFailed({"expiresAt": [_limit(policy, latest)]})
+        return None
+    expires_at = _to_millis(given)
+    if expires_at <= now:
+        raise ValidationFailed({"expiresAt": ["The expiry must be in the future."]})
+    if latest is not None and expires_at > latest:
+        raise ValidationFailed({"expiresAt": [_limit(policy, latest)]})
+    return expires_at
+
+
+def _limit(policy: Policy, latest: datetime) -> str:
+    days = policy.max_lifetime.days if policy.max_lifetime is not None else 0
+    return (f"A token must expire within {days} days (the server's limit): at the latest "
+            f"{render(latest)}.")
+
+
+def _same_lifetime(token: ApiToken, policy: Policy, now: datetime) -> datetime | None:
+    """The expiry of a new secret rotated without one: the lifetime the old secret had
+    (from its creation or its rotation to its expiry), from now, within the policy."""
+    latest = policy.latest_expiry(now)
+    if token.expires_at is None:
+        return latest
+    issued = as_utc(token.rotated_at or token.created_at)
+    expires_at = now + max(as_utc(token.expires_at) - issued, timedelta(seconds=1))
+    return min(expires_at, latest) if latest is not None else expires_at
+
+
+def _expired(token: ApiToken) -> Conflict:
+    return Conflict(f"The API token expired at {render(token.expires_at)}; rotate it to give "
+                    "it a new secret and expiry.")
 
 
 def _not_found(token_id: str) -> NotFound:

@@ -2,19 +2,23 @@
 which every client does to check itself) and the items of a list page need no database
 round trip.
 
-A view is the token's representation, kept as JSON bytes split around `lastAccessAt`: that
-one property, and the secret on a self-read, are spliced in at response time. `lastAccessAt`
-comes from the stored value and the latest access this process knows of (its own, and those
-other processes tell; see tokens/last_access.py). The representation is kept twice: whole
-(GET) and as a list item (without `audit`). Bytes, not dicts: a view costs about 2 KB and
-nothing for the garbage collector to walk. A `select` decodes it.
+A view is the token's representation, kept as JSON bytes split around the properties that
+change without a new revision (schemas.DYNAMIC: `lastAccessAt`, `lastAccessIps`,
+`previousSecret`, and the secret on a self-read), which are spliced in at response time.
+Accesses come from the stored values and the latest this process knows of (its own, and those
+other processes tell; see tokens/last_access.py); the grace window of a replaced secret is
+judged against the clock. The representation is kept twice: whole (GET) and as a list item
+(without `audit`). Bytes, not dicts: a view costs about 2 KB and nothing for the garbage
+collector to walk. A `select` decodes it.
 
 Views are dropped by the same changes as cached credentials (a token changed; its account
 changed or was disabled; the module catalog changed; see kit/invalidation.py). Like them,
-they expire after a safety TTL in case a change is ever lost.
+they expire after a safety TTL in case a change is ever lost. A view of an Active token with
+an expiry is also stale from that moment (its status is then Expired): it is made again.
 """
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,33 +28,50 @@ from tokenhouse.kit.cache import TaggedCache
 from tokenhouse.kit.paging import encode_json
 from tokenhouse.kit.rql import parse_query
 from tokenhouse.kit.rql.shape import project
-from tokenhouse.tokens.models import ApiToken
+from tokenhouse.kit.timeutil import as_utc, render, utcnow
+from tokenhouse.tokens.last_access import LastAccessRecorder, merged_addresses
+from tokenhouse.tokens.lifecycle import grace_end, previous_until
+from tokenhouse.tokens.models import ApiToken, TokenStatus
 from tokenhouse.tokens.repository import RESOURCE
-from tokenhouse.tokens.schemas import render_token
+from tokenhouse.tokens.schemas import DYNAMIC, render_token
 
-LAST_ACCESS = "lastAccessAt"
 LIST_ITEM = paging.list_shape(parse_query(""), RESOURCE)
+_FIRST, _LAST = DYNAMIC[0], DYNAMIC[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Accessed:
+    """What the token's row holds about its use: written by the batched access recorder,
+    not by a change (no new revision). A page reads it afresh with each list."""
+
+    last_access_at: datetime | None
+    last_access_ips: str | None  # JSON text
+    previous_last_access_at: datetime | None
+
+    @classmethod
+    def of(cls, token: ApiToken) -> "Accessed":
+        return cls(token.last_access_at, token.last_access_ips, token.previous_last_access_at)
 
 
 @dataclass(frozen=True, slots=True)
 class Split:
-    """A JSON object with the value of `lastAccessAt` left out, to be spliced in."""
+    """A JSON object with the values of DYNAMIC left out, to be spliced in."""
 
-    head: bytes  # up to and including `"lastAccessAt":`
-    tail: bytes  # from the property after lastAccessAt to the end
+    head: bytes  # up to and including the comma before the first of DYNAMIC
+    tail: bytes  # from the comma after the last of DYNAMIC to the end
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> "Split":
         keys = list(body)
-        at = keys.index(LAST_ACCESS)
-        head = encode_json({key: body[key] for key in keys[:at]})[:-1]
-        tail = encode_json({key: body[key] for key in keys[at + 1:]})[1:]
-        return cls(head + b',"' + LAST_ACCESS.encode() + b'":', b"," + tail)
+        start = keys.index(_FIRST)
+        end = start
+        while end < len(keys) and keys[end] in DYNAMIC:
+            end += 1
+        head = encode_json({key: body[key] for key in keys[:start]})[:-1]
+        tail = encode_json({key: body[key] for key in keys[end:]})[1:]
+        return cls(head + b",", b"," + tail)
 
-    def join(self, last_access: str | None, secret: str | None = None) -> bytes:
-        middle = encode_json(last_access)
-        if secret is not None:  # the secret follows lastAccessAt, as in a create response
-            middle += b',"token":' + encode_json(secret)
+    def join(self, middle: bytes) -> bytes:
         return self.head + middle + self.tail
 
 
@@ -58,22 +79,64 @@ class Split:
 class View:
     token_id: str
     account_id: str
-    status: str
+    status: str  # as stored
     revision: int
-    last_access_at: datetime | None  # as stored when the view was made
+    expires_at: datetime | None
+    grace_end: datetime | None  # of the replaced secret (lifecycle.grace_end)
+    accessed: Accessed  # as stored when the view was made
+    # time.time() from which this view is wrong (an Active token's expiry), or None.
+    stale_from: float | None
     whole: Split
     item: Split
 
-    def body(self, last_access: str | None) -> dict[str, Any]:
+    def body(self, middle: bytes) -> dict[str, Any]:
         """The representation as a dict, for `select` (the slow path)."""
-        body: dict[str, Any] = json.loads(self.whole.join(last_access))
+        body: dict[str, Any] = json.loads(self.whole.join(middle))
         return body
 
 
-def view_of(token: ApiToken) -> View:
-    body = render_token(token, last_access=None)
-    return View(token.id, token.account_id, token.status, token.revision, token.last_access_at,
-                Split.of(body), Split.of(project(body, LIST_ITEM)))
+def view_of(token: ApiToken, now: datetime | None = None) -> View:
+    now = now or utcnow()
+    body = render_token(token, now=now, dynamic={key: None for key in DYNAMIC})
+    stale_from = None
+    if token.status == TokenStatus.ACTIVE and token.expires_at is not None:
+        expiry = as_utc(token.expires_at)
+        if expiry > now:  # rendered Active: wrong from its expiry on
+            stale_from = expiry.timestamp()
+    return View(token.id, token.account_id, token.status, token.revision, token.expires_at,
+                grace_end(token), Accessed.of(token), stale_from, Split.of(body),
+                Split.of(project(body, LIST_ITEM)))
+
+
+def dynamic(view: View, accesses: LastAccessRecorder | None, *,
+            accessed: Accessed | None = None, now: datetime | None = None,
+            secret: str | None = None) -> dict[str, Any]:
+    """The values of DYNAMIC for `view`: what is stored (`accessed`: fresher stored values
+    than the view's, from a page's own read) and what `accesses` noted since (None: what
+    is stored alone, for the command line)."""
+    stored = accessed or view.accessed
+    now = now or utcnow()
+    if accesses is None:
+        last, ips = stored.last_access_at, merged_addresses(stored.last_access_ips, ())
+    else:
+        last = accesses.seen(view.token_id, stored.last_access_at)
+        ips = accesses.addresses(view.token_id, stored.last_access_ips)
+    values: dict[str, Any] = {"lastAccessAt": render(last), "lastAccessIps": ips,
+                              "previousSecret": None}
+    until = previous_until(view.grace_end, view.expires_at, now)
+    if until is not None:
+        used = stored.previous_last_access_at
+        if accesses is not None:
+            used = accesses.previous_seen(view.token_id, view.grace_end, used)
+        values["previousSecret"] = {"expiresAt": render(until), "lastAccessAt": render(used)}
+    if secret is not None:
+        values["token"] = secret
+    return values
+
+
+def middle(values: dict[str, Any]) -> bytes:
+    """`dynamic`'s values as the bytes between a Split's head and tail."""
+    return encode_json(values)[1:-1]
 
 
 class TokenViews(TaggedCache[View]):
@@ -81,3 +144,9 @@ class TokenViews(TaggedCache[View]):
 
     def tags(self, value: View) -> tuple[str, str]:
         return value.token_id, value.account_id
+
+    def get(self, key: str) -> View | None:
+        view = super().get(key)
+        if view is not None and view.stale_from is not None and time.time() >= view.stale_from:
+            return None  # the token expired since: made again, showing Expired
+        return view

@@ -1,5 +1,5 @@
-"""api_tokens: expiry, the previous secret of a rotation and its grace window, an IP
-allowlist, and the last client addresses (issue 11).
+"""api_tokens: expiry, when the secret was last rotated, the previous secret of a rotation
+and its grace window, an IP allowlist, and the last client addresses (issue 11).
 
 Columns added and dropped in place (no table rebuild on SQLite): every new column is NULL or
 has a server default, so existing tokens keep working unchanged (no expiry, no allowlist).
@@ -9,6 +9,8 @@ Revises: 0007
 Create Date: 2026-11-30
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -17,8 +19,9 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-COLUMNS = (
+COLUMNS: tuple[sa.Column[Any], ...] = (
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("previous_secret_hash", sa.String(length=64), nullable=True),
     sa.Column("previous_expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("previous_last_access_at", sa.DateTime(timezone=True), nullable=True),
