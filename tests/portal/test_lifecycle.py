@@ -235,6 +235,21 @@ def test_the_list_filters_expired_tokens_and_flags_those_expiring_within_7_days(
     page.get_by_role("button", name="Edit").click()
     expect(portal.dialog().get_by_role("radio")).to_have_count(0)
     expect(portal.dialog()).to_contain_text("This API token has expired")
+    portal.dialog().get_by_role("button", name="Cancel").click()
+
+    # Rotating it with a new expiry is the way back: Active again, with a working secret.
+    page.get_by_role("button", name="Rotate").click()
+    dialog = portal.dialog()
+    expect(dialog.get_by_role("radio", name="No, it stops now")).to_be_checked()
+    dialog.get_by_role("radio", name="30 days").check()
+    dialog.get_by_role("button", name="Rotate secret").click()
+    secret = dialog.get_by_label("New secret").input_value()
+    dialog.get_by_role("button", name="Done").click()
+    expect(page.locator(".title-row .badge").first).to_have_text("Active")
+    expect(page.get_by_role("button", name="Disable")).to_be_visible()
+    assert status_with(live, secret) == 200
+    assert_near(get_token(live, brief["id"])["expiresAt"],
+                datetime.now(UTC) + timedelta(days=30), timedelta(minutes=2))
 
 
 # -- edit ---------------------------------------------------------------------------------------
@@ -357,6 +372,23 @@ def test_rotate_in_the_details_page_with_a_grace_window_then_revoke_the_old_secr
     eventually(lambda: status_with(live, old) == 401, seconds=2)
     assert status_with(live, new) == 200
     assert get_token(live, token["id"])["previousSecret"] is None
+
+    # Again, the old secret to stop when the new one is first used.
+    page.get_by_role("button", name="Rotate").click()
+    dialog = portal.dialog()
+    dialog.get_by_role("radio", name="7 days").check()
+    dialog.get_by_label("Stop the old secret as soon as the new one is first used").check()
+    with page.expect_request(lambda r: r.url.endswith("/rotate")) as request:
+        dialog.get_by_role("button", name="Rotate secret").click()
+    assert request.value.post_data_json == {"gracePeriodSeconds": 604800,
+                                            "retirePreviousOnFirstUse": True}
+    newest = dialog.get_by_label("New secret").input_value()
+    expect(dialog).to_contain_text("or until the new secret is first used")
+    dialog.get_by_role("button", name="Done").click()
+    expect(page.get_by_text("The old secret still works")).to_be_visible()
+    assert status_with(live, new) == 200
+    assert status_with(live, newest) == 200
+    eventually(lambda: status_with(live, new) == 401, seconds=2)
 
 
 def test_rotating_the_signed_in_token_keeps_the_session(portal: Portal, live: LiveServer) -> None:
