@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,35 @@ def test_token_lifecycle(server: LiveServer, admin: MPTClient,
     assert status_with(server, secret, created.id) == 401
     # Operations still sees a Deleted token.
     assert tokens.get(created.id).status == "Deleted"
+
+
+def test_lifecycle_fields_through_the_client(server: LiveServer, admin: MPTClient,
+                                            connect: Callable[[str], MPTClient],
+                                            modules: dict[str, str]) -> None:
+    """Issue 11's fields are additions: the client's generic create and update carry them,
+    and its models read them back."""
+    tokens = admin.accounts.api_tokens
+    expires = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    created = tokens.create({**token_body(server.account_id, [modules["Access Management"]],
+                                          "Expiring"),
+                             "expiresAt": expires, "ipAllowlist": ["127.0.0.0/8",
+                                                                   "2001:DB8::/32"]})
+    assert created.expires_at == expires
+    assert created.ip_allowlist == ["127.0.0.0/8", "2001:db8::/32"]
+    assert created.previous_secret is None and created.status == "Active"
+    own = connect(created.token)
+    assert own.accounts.api_tokens.get(created.id).id == created.id  # from 127.0.0.1
+    assert [address.ip for address in tokens.get(created.id).last_access_ips] == ["127.0.0.1"]
+
+    updated = tokens.update(created.id, {"expiresAt": None, "ipAllowlist": ["192.0.2.0/24"]})
+    assert updated.expires_at is None and updated.ip_allowlist == ["192.0.2.0/24"]
+    error = api_error(lambda: own.accounts.api_tokens.get(created.id))
+    assert error.status_code == 403
+    again = tokens.get(created.id)
+    assert (again.expires_at, again.ip_allowlist, again.revision) == (None, ["192.0.2.0/24"], 2)
+    # A past expiry is the client's error, naming the property.
+    refused = api_error(lambda: tokens.update(created.id, {"expiresAt": "2001-01-01T00:00:00Z"}))
+    assert refused.status_code == 400 and "expiresAt" in str(refused)
 
 
 def test_disabled_token_is_refused_to_the_client(server: LiveServer, admin: MPTClient,
