@@ -60,3 +60,23 @@ async def test_an_expired_token_cannot_serve_itself(client, factory: Factory) ->
             problem(await client.request(method, f"{TOKENS}/self",
                                          headers=bearer(made["token"])), 401)
         problem(await client.post(f"{TOKENS}/self/rotate", headers=bearer(made["token"])), 401)
+
+
+async def test_a_token_rotating_itself_cannot_lengthen_its_lifetime(client, factory: Factory
+                                                                    ) -> None:
+    admin = await factory.admin()
+    tenant = await factory.tenant(modules=("Helpdesk",))
+    made = await make(client, admin, tenant.account_id,
+                      expiresAt=stamp(now() + timedelta(days=7)))
+    url = f"{TOKENS}/self/rotate"
+    for longer in (stamp(now() + timedelta(days=8)), None):
+        problem(await client.post(url, headers=bearer(made["token"]),
+                                  json={"expiresAt": longer}), 400, "expiresAt")
+    assert await works(client, made["token"])  # nothing changed
+    shorter = stamp(now() + timedelta(days=1))
+    rotated = await client.post(url, headers=bearer(made["token"]), json={"expiresAt": shorter})
+    assert rotated.status_code == 200 and rotated.json()["expiresAt"] == shorter
+    # A manager may set any expiry.
+    longer = stamp(now() + timedelta(days=30))
+    assert (await client.post(f"{TOKENS}/{made['id']}/rotate", headers=admin.headers,
+                              json={"expiresAt": longer})).json()["expiresAt"] == longer

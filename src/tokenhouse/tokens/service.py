@@ -229,13 +229,21 @@ async def rotate_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     rotation stops now. Without `expiresAt` the new secret gets the lifetime the old one
     had, from now (none if it had none; the policy's longest when one is set). A Disabled
     token stays Disabled; an Expired one is Active again with its new expiry.
-    `by_itself`: the token rotates its own secret (no module needed)."""
+    `by_itself`: the token rotates its own secret (no module needed), and may then not
+    lengthen its lifetime."""
     _authorize_change(actor, token, by_itself=by_itself)
     now = utcnow()
+    same = _same_lifetime(token, policy, now)
     if "expires_at" in data.model_fields_set:
         expires_at = _expiry(data.expires_at, policy, now)
+        # A token rotating itself may shorten its lifetime, never lengthen it: an expiry set
+        # by a manager must not be escaped by the token it binds.
+        if by_itself and same is not None and (expires_at is None or expires_at > same):
+            raise ValidationFailed({"expiresAt": [
+                "A token rotating itself cannot lengthen its lifetime: the latest expiry is "
+                f"{render(same)}."]})
     else:
-        expires_at = _same_lifetime(token, policy, now)
+        expires_at = same
     _require_not_deleted(token, "rotated")
     grace = timedelta(seconds=data.grace_period_seconds)
     previous_end = now + grace if grace and token.secret_hash is not None else None
