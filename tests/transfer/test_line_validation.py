@@ -35,7 +35,13 @@ TOKEN = {"id": "TKN-7000-0001", "name": "fuzz token", "description": "d", "statu
          "audit": {"created": {"at": "2025-01-02T03:04:05.678Z", "by": None},
                    "updated": {"at": "2025-01-03T03:04:05.678Z",
                                "by": {"id": "TKN-1000-0001", "name": "x"}}},
-         "secretHash": "a" * 64}
+         "secretHash": "a" * 64,
+         # Issue 11: an IPv6 network and address and a second hash look like exponents too.
+         "expiresAt": "2099-01-02T03:04:05.678Z", "ipAllowlist": ["10.0.0.0/8", "2001:db8:1e::/48"],
+         "lastAccessIps": [{"ip": "2001:db8::1e", "at": "2025-02-03T04:05:06.789Z"}],
+         "previousSecret": {"expiresAt": "2099-01-01T00:00:00.000Z", "lastAccessAt": None},
+         "previousSecretHash": "2e" * 32, "retirePreviousOnFirstUse": True,
+         "rotatedAt": "2025-01-03T03:04:05.678Z"}
 BASES = {"account": ACCOUNT, "module": MODULE, "token": TOKEN}
 
 
@@ -136,6 +142,8 @@ NASTY_TEXT = st.one_of(
     st.text(st.characters(codec=None, categories=["Cc", "Cs", "Zl", "Co"]), max_size=5),
     st.sampled_from(["\u0000", "a\u0000", "\ud800", "x" * 33, "x" * 256, "y" * 3000,
                      "TKN-0000-0000", "ACC-0000-0000", "MOD-1732", "Active", "Deleted",
+                     "Expired", "10.0.0.0/8", "10.0.0.1/8", "::ffff:10.0.0.0/104",
+                     "fe80::1%eth0", "2001:db8::1e", "b" * 64,
                      "2025-01-01T00:00:00Z", "9999-12-31T23:59:59-23:00",
                      "0001-01-01T00:00:00+14:00", "2025-01-01T00:00:00", "a" * 64]),
 )
@@ -146,11 +154,15 @@ LEAF = st.one_of(NASTY_TEXT, NASTY_NUMBER, st.booleans(), st.none())
 VALUE = st.recursive(LEAF, lambda inner: st.one_of(
     st.lists(inner, max_size=3), st.dictionaries(NASTY_TEXT, inner, max_size=3)), max_leaves=8)
 PROPERTIES = sorted({*ACCOUNT, *MODULE, *TOKEN, "externalIds", "address", "website", "icon",
-                     "serviceLevel", "accountTypes", "isEnabledByDefault", "paid", "$meta"})
+                     "serviceLevel", "accountTypes", "isEnabledByDefault", "paid", "$meta",
+                     "expiresAt", "ipAllowlist", "lastAccessIps", "previousSecret",
+                     "previousSecretHash", "retirePreviousOnFirstUse", "rotatedAt"})
 NESTED_PATHS = [("audit", "created", "at"), ("audit", "created", "by", "id"),
                 ("audit", "updated", "by", "name"), ("account", "id"), ("modules", 0, "id"),
                 ("groups", 0, "id"), ("groups", 0, "name"), ("address", "city"),
-                ("externalIds", "pyraTenantId"), ("settings", "k"), ("filters", "k")]
+                ("externalIds", "pyraTenantId"), ("settings", "k"), ("filters", "k"),
+                ("ipAllowlist", 0), ("lastAccessIps", 0, "ip"), ("lastAccessIps", 0, "at"),
+                ("previousSecret", "expiresAt"), ("previousSecret", "lastAccessAt")]
 
 
 @st.composite
@@ -236,6 +248,20 @@ def test_what_a_token_line_ignores_is_checked_as_the_rest(ignored: str) -> None:
     assert service._read_plain(line) is None
     [(_, message)] = problems_of(line)
     assert message == problems_of(line.replace('{"id":"', '{"id": "', 1))[0][1]
+
+
+@pytest.mark.parametrize("value", ["2001:db8::1e", "2001:db8:1e::/48", "2e" * 32])
+def test_an_address_or_a_previous_hash_looking_like_an_exponent_keeps_a_line_plain(
+        value: str) -> None:
+    assert service._read_plain(EXPORTED) is not None
+    # The same value escaped is read the slow way, and is as good there.
+    escaped = EXPORTED.replace(f'"{value}"', f'"\\u00{ord(value[0]):02x}{value[1:]}"', 1)
+    assert escaped != EXPORTED
+    assert service._read_plain(escaped) is None and not any(
+        chunk.problems for chunk in read_chunks([escaped]))
+    # A number made of the value's characters next to it is no such value.
+    line = EXPORTED.replace('"revision":7', '"revision":7,"x":1e999')
+    assert service._read_plain(line) is None
 
 
 def test_a_hash_looking_like_an_exponent_keeps_a_line_plain() -> None:

@@ -85,8 +85,8 @@ async def test_a_hash_stored_on_another_token_authenticates_nothing_but_its_own(
         await session.commit()
         engine = app.state.runtime.engine
         found = await find_credential(engine, hash_of(app, own.secret), own.id)
-        assert found is not None and found.id == own.id
-        assert [module.name for module in found.modules] == ["Access Management"]
+        assert found is not None and found.token.id == own.id and found.current
+        assert [module.name for module in found.token.modules] == ["Access Management"]
         assert await find_credential(engine, hash_of(app, own.secret), "TKN-0000-0000") is None
     response = await client.get(f"{TOKENS}/{own.id}", headers=own.headers)
     assert response.status_code == 200, response.text

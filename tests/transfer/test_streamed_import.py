@@ -30,10 +30,13 @@ from sqlalchemy.orm import selectinload
 from tokenhouse.accounts.schemas import render_account
 from tokenhouse.kit import invalidation
 from tokenhouse.kit.db import session_factory, writer_of
+from tokenhouse.kit.timeutil import render, utcnow
 from tokenhouse.models import Account, AccountIcon, ApiToken, UserGroup, token_modules
 from tokenhouse.modules.models import Module
 from tokenhouse.modules.schemas import render_module
+from tokenhouse.tokens.last_access import LastAccessRecorder
 from tokenhouse.tokens.schemas import render_token
+from tokenhouse.tokens.views import dynamic, view_of
 from tokenhouse.transfer.service import (
     MAX_LINE_CHARS,
     Chunk,
@@ -69,6 +72,25 @@ def account(n: int, **changes: Any) -> dict[str, Any]:
 
 
 def token(n: int, owner: int = 0, **changes: Any) -> dict[str, Any]:
+    """A token line; some have an expiry (a past one: Expired), an allowlist, last client
+    addresses, or a previous secret in its grace window (issue 11)."""
+    lifecycle: dict[str, Any] = {}
+    if n % 4 == 0:
+        lifecycle["expiresAt"] = "2099-01-02T03:04:05.678Z" if n % 8 else \
+            "2025-03-04T05:06:07.089Z"
+    if n % 5 == 1:
+        lifecycle["ipAllowlist"] = ["10.0.0.0/8", f"2001:db8:{n:x}::/48"]
+    if n % 2 == 0:
+        lifecycle["lastAccessIps"] = [
+            {"ip": f"2001:db8::{n:x}e", "at": "2025-02-03T04:05:06.789Z"},
+            {"ip": f"192.0.2.{n % 250}", "at": "2025-02-01T00:00:00.000Z"}]
+    if n % 7 == 3:
+        lifecycle.update(previousSecret={"expiresAt": "2099-01-01T00:00:00.000Z",
+                                         "lastAccessAt": None},
+                         previousSecretHash=f"{n + 10**6:064x}",
+                         retirePreviousOnFirstUse=n % 2 == 0)
+    if n % 7 in (3, 4):
+        lifecycle["rotatedAt"] = "2025-02-03T04:05:06.789Z"
     return {"id": f"TKN-7100-{n:04d}", "name": f"streamed token {n}",
             "description": None if n % 3 else f"token {n} «ü»",
             "status": ["Active", "Disabled", "Deleted"][n % 3],
@@ -77,7 +99,7 @@ def token(n: int, owner: int = 0, **changes: Any) -> dict[str, Any]:
             "lastAccessAt": None if n % 2 else "2025-02-03T04:05:06.789Z",
             "audit": {"created": {"at": f"2025-01-{1 + n % 28:02d}T08:00:00.{n % 1000:03d}Z",
                                   "by": None}},
-            "revision": 1 + n % 4, "secretHash": f"{n:064x}", **changes}
+            "revision": 1 + n % 4, "secretHash": f"{n:064x}", **lifecycle, **changes}
 
 
 def good_file(tokens: int = 30, accounts: int = 3) -> list[str]:
@@ -123,7 +145,8 @@ async def test_a_bad_line_anywhere_refuses_the_whole_file(empty: AsyncEngine,
     at = {"first": 0, "middle of a later chunk": 4 * CHUNK + 2, "last": len(lines)}[where]
     lines.insert(at, json.dumps(token(900, status="Sleeping")))
     assert await refused(empty, lines) == [(at + 1, "TKN-7100-0900: status: Input should "
-                                                    "be 'Active', 'Disabled' or 'Deleted'")]
+                                                    "be 'Active', 'Disabled', 'Deleted' or "
+                                                    "'Expired'")]
     assert await counts(empty) == dict.fromkeys(
         ("accounts", "user_groups", "api_tokens", "api_token_modules"), 0)
 
@@ -216,6 +239,8 @@ async def _rendered_by_the_api(engine: AsyncEngine) -> str:
     """The store as the API's renderers make it of ORM objects (what export wrote before it
     streamed Core rows)."""
     lines = []
+    now = utcnow()
+    accesses = LastAccessRecorder(session_factory(engine), 1.0)  # nothing noted: the rows'
     async with session_factory(engine)() as session:
         for item in await session.scalars(select(Account).options(
                 selectinload(Account.groups)).order_by(Account.id)):
@@ -223,8 +248,14 @@ async def _rendered_by_the_api(engine: AsyncEngine) -> str:
         for module in await session.scalars(select(Module).order_by(Module.id)):
             lines.append(render_module(module))
         for stored in await session.scalars(select(ApiToken).order_by(ApiToken.id)):
-            body = render_token(stored, last_access=stored.last_access_at)
+            body = render_token(stored, now=now,
+                                dynamic=dynamic(view_of(stored, now), accesses, now=now))
             body["secretHash"] = stored.secret_hash
+            if body["previousSecret"] is not None:
+                body["previousSecretHash"] = stored.previous_secret_hash
+                body["retirePreviousOnFirstUse"] = stored.retire_previous_on_first_use
+            if stored.rotated_at is not None:
+                body["rotatedAt"] = render(stored.rotated_at)
             lines.append(body)
     return "".join(json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n"
                    for body in lines)

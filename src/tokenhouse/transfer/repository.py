@@ -24,6 +24,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     select,
     text,
     union_all,
@@ -57,7 +58,9 @@ ACCOUNT_COLUMNS = ("id", "type", "status", "name", "description", "external_id",
                    "technical_support_email", "website", "revision", *AUDIT)
 GROUP_COLUMNS = ("id", "account_id", "name", "description", "logo", "is_default", *AUDIT)
 TOKEN_COLUMNS = ("id", "account_id", "name", "description", "icon", "status", "secret_hash",
-                 "last_access_at", "revision", *AUDIT)
+                 "last_access_at", "revision", *AUDIT, "expires_at", "ip_allowlist",
+                 "last_access_ips", "previous_secret_hash", "previous_expires_at",
+                 "previous_last_access_at", "retire_previous_on_first_use", "rotated_at")
 LINK_COLUMNS = ("token_id", "module_id")
 
 
@@ -212,6 +215,27 @@ class Staging:
         statement = (select(ranked.c.line, ranked.c.value, ranked.c.first)
                      .where(ranked.c.rank > 1).order_by(ranked.c.line, ranked.c.value)
                      .limit(limit))
+        return [(row[0], row[1], row[2]) for row in await self._rows(statement)]
+
+    async def repeated_hashes(self, limit: int) -> list[tuple[int, str, int]]:
+        """(line, property, first line) of the tokens whose secretHash or previousSecretHash
+        an earlier line holds as either (hashed: no sort of every row, as `repeated`)."""
+        tokens = self.tables["tokens"]
+        rows = union_all(*(
+            select(tokens.c.line, literal(name).label("name"), tokens.c[column].label("value"))
+            .where(tokens.c[column].is_not(None))
+            for name, column in (("secretHash", "secret_hash"),
+                                 ("previousSecretHash", "previous_secret_hash")))).subquery()
+        held_again = select(rows.c.value).group_by(rows.c.value).having(func.count() > 1)
+        ranked = select(
+            rows.c.line, rows.c.name,
+            # A line never holds one hash as both (schemas.TokenLine refuses it).
+            func.row_number().over(partition_by=rows.c.value, order_by=rows.c.line
+                                   ).label("rank"),
+            func.min(rows.c.line).over(partition_by=rows.c.value).label("first"),
+        ).where(rows.c.value.in_(held_again)).subquery()
+        statement = (select(ranked.c.line, ranked.c.name, ranked.c.first)
+                     .where(ranked.c.rank > 1).order_by(ranked.c.line).limit(limit))
         return [(row[0], row[1], row[2]) for row in await self._rows(statement)]
 
     async def taken(self, name: str, column: str, target: Table, target_column: str,
@@ -369,7 +393,10 @@ def module_rows(session: AsyncSession) -> AsyncGenerator[Row[Any], None]:
 # The first columns of token_rows, in this order.
 TOKEN_EXPORT = ("id", "name", "description", "icon", "status", "last_access_at", "created_at",
                 "created_by_id", "created_by_name", "updated_at", "updated_by_id",
-                "updated_by_name", "revision", "secret_hash", "account_id")
+                "updated_by_name", "revision", "secret_hash", "expires_at", "ip_allowlist",
+                "last_access_ips", "previous_secret_hash", "previous_expires_at",
+                "previous_last_access_at", "retire_previous_on_first_use", "rotated_at",
+                "account_id")
 
 
 def token_rows(session: AsyncSession) -> AsyncGenerator[Row[Any], None]:

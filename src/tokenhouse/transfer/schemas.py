@@ -7,17 +7,32 @@ pattern), so that a line accepted here is one both databases store: a bad file i
 line by line before anything is written, never by a database error half-way."""
 
 from datetime import datetime
-from typing import Any, Literal
+from ipaddress import IPv6Address, ip_address
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from tokenhouse.kit.addresses import canonical_allowlist
+from tokenhouse.kit.problems import ValidationFailed
 from tokenhouse.kit.timeutil import as_utc
 
 # `revision` is an INTEGER column: 32 bits on PostgreSQL.
 MAX_REVISION = 2**31 - 1
 ACCOUNT_ID = r"^ACC-[0-9]{4}-[0-9]{4}$"
 MODULE_ID = r"^MOD-[0-9]{4}$"
+SECRET_HASH = r"^[0-9a-f]{64}$"
+# The client addresses a token keeps (tokens/last_access.py).
+MAX_ACCESS_IPS = 5
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -25,6 +40,24 @@ def _to_utc(value: datetime) -> datetime:
         return as_utc(value)
     except OverflowError:  # e.g. 9999-12-31T23:59:59-23:00, past year 9999 in UTC
         raise ValueError("the instant is out of range in UTC") from None
+
+
+def _canonical(networks: list[str]) -> list[str] | None:
+    """The API's own rules for an allowlist (kit/addresses.py): canonical networks, repeats
+    dropped; [] is None (any address). A network with host bits set is refused, not
+    narrowed or widened."""
+    try:
+        return canonical_allowlist(networks, field="ipAllowlist")
+    except ValidationFailed as exc:
+        # The first entry refused (by its index), or the list itself.
+        where, messages = next(iter((exc.errors or {"": [exc.detail]}).items()))
+        raise ValueError(messages[0] if where in ("", "ipAllowlist")
+                         else f"{where}: {messages[0]}") from None
+
+
+# Checked only when given, so that a null (nearly every line's) costs no Python call.
+Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+Allowlist = Annotated[list[str], AfterValidator(_canonical)]
 
 
 class Line(BaseModel):
@@ -138,22 +171,87 @@ class ModuleRef(BaseModel):
     id: str = Field(pattern=MODULE_ID)
 
 
+class AccessIn(BaseModel):
+    """One of a token's last client addresses."""
+
+    model_config = ConfigDict(extra="forbid")
+    ip: str = Field(max_length=64)
+    at: Instant
+
+    @field_validator("ip")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        """Stored as the service records one (kit/addresses.py): canonical, an IPv4-mapped
+        IPv6 address as IPv4, no zone id."""
+        try:
+            address = ip_address(value)
+        except ValueError:
+            raise ValueError("not an IP address") from None
+        if isinstance(address, IPv6Address):
+            if address.scope_id is not None:
+                raise ValueError("a zone id (after %) is not part of a client's address")
+            if address.ipv4_mapped is not None:
+                return str(address.ipv4_mapped)
+        return str(address)
+
+
+class PreviousSecretIn(BaseModel):
+    """The public shape of the secret a rotation replaced, while it still works."""
+
+    model_config = ConfigDict(extra="forbid")
+    expiresAt: Instant
+    lastAccessAt: Instant | None = None
+
+
 class TokenLine(Line):
     id: str = Field(pattern=r"^TKN-[0-9]{4}-[0-9]{4}$")
     name: str = Field(min_length=1, max_length=255)
     description: str | None = Field(default=None, max_length=2000)
     icon: str | None = Field(default=None, max_length=2048)
-    status: Literal["Active", "Disabled", "Deleted"] = "Active"
+    # Expired is computed (an Active token past its expiresAt): stored as Active, and
+    # needs an expiresAt (service._read_line).
+    status: Literal["Active", "Disabled", "Deleted", "Expired"] = "Active"
+    # Any instant, a past one too (the token is then Expired).
+    expiresAt: Instant | None = None
+    ipAllowlist: Allowlist | None = None
     lastAccessAt: AwareDatetime | None = None
+    lastAccessIps: list[AccessIn] | None = Field(default=None, max_length=MAX_ACCESS_IPS)
+    previousSecret: PreviousSecretIn | None = None
     account: AccountRef
     modules: list[ModuleRef] = []
     audit: AuditIn | None = None
     revision: int = Field(default=1, ge=1, le=MAX_REVISION)
     # The keyed hash of the secret (never the secret): the token authenticates again after
     # an import into a server with the same TOKENHOUSE_SECRET_KEY.
-    secretHash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    secretHash: str | None = Field(default=None, pattern=SECRET_HASH)
+    # The same of the secret a rotation replaced, with how it ends: the old secret keeps
+    # working after a move in its grace window, until previousSecret.expiresAt. Without
+    # it, a previousSecret (as the API shows it) is read and nothing of it is kept.
+    previousSecretHash: str | None = Field(default=None, pattern=SECRET_HASH)
+    retirePreviousOnFirstUse: bool = False
+    # When a rotation issued the current secret (not shown by the API): a rotation without
+    # a new expiry keeps the lifetime the secret had from then, not from the creation.
+    rotatedAt: Instant | None = None
 
     @field_validator("lastAccessAt")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return _to_utc(value) if value else None
+
+    @field_validator("previousSecretHash")
+    @classmethod
+    def _previous_hash(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            if "previousSecret" in info.data and info.data["previousSecret"] is None:
+                raise ValueError("a previous secret's hash needs its previousSecret")
+            if value == info.data.get("secretHash"):
+                raise ValueError("the same as secretHash")
+        return value
+
+    @field_validator("retirePreviousOnFirstUse")
+    @classmethod
+    def _retire(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("previousSecretHash") is None \
+                and "previousSecretHash" in info.data:
+            raise ValueError("true needs a previousSecretHash")
+        return value

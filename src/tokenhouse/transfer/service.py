@@ -27,13 +27,16 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenhouse.accounts.schemas import href as account_href
+from tokenhouse.kit.addresses import from_stored, to_stored
 from tokenhouse.kit.problems import BadRequest
 from tokenhouse.kit.timeutil import as_utc, render, utcnow
 from tokenhouse.modules.models import Module
 from tokenhouse.modules.schemas import href as module_href
+from tokenhouse.tokens.last_access import merged_addresses
+from tokenhouse.tokens.lifecycle import previous_until, status_at
 from tokenhouse.tokens.schemas import href as token_href
 from tokenhouse.transfer import repository
-from tokenhouse.transfer.schemas import AccountLine, AuditIn, ModuleLine, TokenLine
+from tokenhouse.transfer.schemas import AccessIn, AccountLine, AuditIn, ModuleLine, TokenLine
 
 KINDS: dict[str, type[AccountLine | ModuleLine | TokenLine]] = {
     "ACC-": AccountLine, "MOD-": ModuleLine, "TKN-": TokenLine}
@@ -84,6 +87,7 @@ class Chunk:
     tokens: list[tuple[Any, ...]] = field(default_factory=list)
     links: list[tuple[Any, ...]] = field(default_factory=list)
     modules: list[tuple[int, ModuleLine]] = field(default_factory=list)
+    previous_hashes: int = 0  # tokens with a previousSecretHash
 
 
 def bounded_lines(stream: TextIO) -> Iterator[str]:
@@ -146,9 +150,24 @@ def _read_line(text: str, number: int, chunk: Chunk, now: Any) -> str | None:
     elif isinstance(line, ModuleLine):
         chunk.ids.append((number, line.id))
     if isinstance(line, TokenLine):
+        status = line.status
+        if status == "Expired":  # computed from the expiry: stored as Active
+            if line.expiresAt is None:
+                chunk.ids.append((number, line.id))
+                return f"{line.id}: expiresAt: an Expired token needs the expiry it is past"
+            status = "Active"
+        # A previousSecret without its hash (as the API shows it) leaves nothing to keep.
+        previous = line.previousSecret if line.previousSecretHash else None
+        chunk.previous_hashes += previous is not None
         chunk.tokens.append((number, line.id, line.account.id, line.name, line.description,
-                             line.icon, line.status, line.secretHash, line.lastAccessAt,
-                             line.revision, *_audit_row(line.audit, now)))
+                             line.icon, status, line.secretHash, line.lastAccessAt,
+                             line.revision, *_audit_row(line.audit, now), line.expiresAt,
+                             to_stored(line.ipAllowlist) if line.ipAllowlist else None,
+                             _accesses(line.lastAccessIps) if line.lastAccessIps else None,
+                             line.previousSecretHash,
+                             previous.expiresAt if previous else None,
+                             previous.lastAccessAt if previous else None,
+                             line.retirePreviousOnFirstUse, line.rotatedAt))
         listed: set[str] = set()
         for position, module in enumerate(line.modules):
             chunk.links.append((number, position, line.id, module.id, module.id in listed))
@@ -197,16 +216,27 @@ _LONG = b"0" * 309
 def _may_overflow(text: str, line: AccountLine | ModuleLine | TokenLine) -> bool:
     """Whether the line's text may hold a float literal too large for a float: one with an
     exponent (a digit, then e or E) or with 309 digits in a row. A string may look like
-    such a literal too: a token's hash does (hex digits), so the digits-then-e of its
-    hash where the text holds it as a secretHash (quoted, not escaped: never a number) are
-    not counted; any other look-alike only sends the line the slow way."""
+    such a literal too: a token's hashes do (hex digits), and so do IPv6 addresses and
+    networks. The digits-then-e of such a value where the text holds it quoted as it is
+    (not escaped) are not counted: made of hex digits, `:`, `.` and `/` only, quoted it is
+    always inside a string of the line, never a number (in valid JSON, what lies between
+    two strings is a lone `:` or holds a character none of these values has: a comma, a
+    bracket, a space). Any other look-alike only sends the line the slow way."""
     digits = text.encode().translate(_DIGITS)
     exponents = digits.count(b"0e")
-    secret_hash = line.secretHash if isinstance(line, TokenLine) else None
-    if exponents and secret_hash:
-        exponents -= (text.count(f'"secretHash":"{secret_hash}"')
-                      * secret_hash.encode().translate(_DIGITS).count(b"0e"))
+    if exponents and isinstance(line, TokenLine):
+        for value in _hex_strings(line):
+            exponents -= text.count(f'"{value}"') * value.encode().translate(_DIGITS).count(b"0e")
     return exponents > 0 or _LONG in digits
+
+
+def _hex_strings(line: TokenLine) -> set[str]:
+    """The distinct values of the line that are written in hex digits (lower case), `:`, `.`
+    and `/` alone, as the line holds them once read: hashes, networks, addresses."""
+    values = {value for value in (line.secretHash, line.previousSecretHash) if value}
+    values.update(line.ipAllowlist or ())
+    values.update(access.ip for access in line.lastAccessIps or ())
+    return values
 
 
 def _read_checked(text: str) -> tuple[AccountLine | ModuleLine | TokenLine | None,
@@ -325,7 +355,7 @@ async def import_lines(*, session: AsyncSession, lines: Iterable[str],
     problems: list[tuple[int, str]] = []
     # The first line of each module id (at most 10,000 ids: MOD- and four digits).
     modules: dict[str, tuple[int, ModuleLine]] = {}
-    accounts = tokens = 0
+    accounts = tokens = previous_hashes = 0
     for chunk in read_chunks(lines, chunk_lines):
         problems += chunk.problems
         if problems:  # the rest is read for its problems only: ids of rows are kept alone
@@ -337,6 +367,7 @@ async def import_lines(*, session: AsyncSession, lines: Iterable[str],
                 await staging.add(name, getattr(chunk, name))
             accounts += len(chunk.accounts)
             tokens += len(chunk.tokens)
+            previous_hashes += chunk.previous_hashes
             for number, module in chunk.modules:
                 modules.setdefault(module.id, (number, module))
         if progress:
@@ -353,7 +384,7 @@ async def import_lines(*, session: AsyncSession, lines: Iterable[str],
     await repository.claim_store(session)
     await staging.analyze()
     known_modules = await repository.existing_ids(session, Module, modules)
-    found = await _clashes(staging, modules, known_modules)
+    found = await _clashes(staging, modules, known_modules, previous_hashes)
     if found:
         raise ImportFailed(sorted(found)[:MAX_REPORTED])
     in_order = [line for _, line in sorted(modules.values(), key=lambda item: item[0])]
@@ -369,7 +400,7 @@ async def import_lines(*, session: AsyncSession, lines: Iterable[str],
 
 
 async def _clashes(staging: repository.Staging, modules: dict[str, tuple[int, ModuleLine]],
-                   known_modules: set[str]) -> list[tuple[int, str]]:
+                   known_modules: set[str], previous_hashes: int) -> list[tuple[int, str]]:
     """What the valid lines, staged, clash with or lack: ids and hashes taken or repeated,
     new modules without a name, references to nothing. At most MAX_REPORTED of each."""
     limit, found = MAX_REPORTED, []
@@ -381,11 +412,22 @@ async def _clashes(staging: repository.Staging, modules: dict[str, tuple[int, Mo
                   in await staging.taken(name, column, target, column, limit)]
     found += [(number, f"user group {value} is already on line {first}")
               for number, value, first in await staging.repeated("groups", "id", limit)]
-    found += [(number, "secretHash belongs to a token already in the store")
-              for number, _ in await staging.taken("tokens", "secret_hash", repository.TOKENS,
-                                                   "secret_hash", limit)]
-    found += [(number, f"secretHash the same value is already on line {first}")
-              for number, _, first in await staging.repeated("tokens", "secret_hash", limit)]
+    # A hash is no other token's, current or previous: in the store or in the file. The
+    # previous ones are few, and only looked for when the file has any.
+    hashes = [("secret_hash", "secret_hash"), ("secret_hash", "previous_secret_hash")]
+    if previous_hashes:
+        hashes += [("previous_secret_hash", "secret_hash"),
+                   ("previous_secret_hash", "previous_secret_hash")]
+    for column, target_column in hashes:
+        name = "secretHash" if column == "secret_hash" else "previousSecretHash"
+        found += [(number, f"{name} belongs to a token already in the store")
+                  for number, _ in await staging.taken("tokens", column, repository.TOKENS,
+                                                       target_column, limit)]
+    repeated = (await staging.repeated_hashes(limit) if previous_hashes else
+                [(number, "secretHash", first) for number, _, first
+                 in await staging.repeated("tokens", "secret_hash", limit)])
+    found += [(number, f"{name} the same value is already on line {first}")
+              for number, name, first in repeated]
     found += [(number, f"module {module.id} is new: it needs a name")
               for number, module in modules.values()
               if module.id not in known_modules and not module.name]
@@ -450,6 +492,18 @@ def _audit_values(audit: AuditIn | None, now: Any) -> dict[str, Any]:
     return dict(zip(repository.AUDIT, _audit_row(audit, now), strict=True))
 
 
+def _accesses(accesses: list[AccessIn]) -> str:
+    """The last client addresses as their column holds them (tokens/last_access.py): JSON
+    text of the wire shape, newest first, each address once (its newest use)."""
+    seen: set[str] = set()
+    kept = []
+    for access in sorted(accesses, key=lambda access: access.at, reverse=True):
+        if access.ip not in seen:
+            seen.add(access.ip)
+            kept.append({"ip": access.ip, "at": _render(access.at)})
+    return _ENCODER.encode(kept)
+
+
 def _account_row(number: int, line: AccountLine, now: Any) -> tuple[Any, ...]:
     # `address` as the JSON text its column gets (a missing one: JSON null, as before).
     return (number, line.id, line.type, line.status, line.name, line.description,
@@ -471,7 +525,9 @@ NESTED_ACCOUNTS = 10_000
 
 async def export_lines(*, session: AsyncSession) -> AsyncGenerator[str, None]:
     """The whole store, one JSON object a line: accounts, modules, then tokens; each line
-    byte for byte what the API's renderers make of the object (plus a token's hash)."""
+    byte for byte what the API's renderers make of the object (plus a token's hashes), at
+    the moment the export starts (a token's Expired status, its previous secret's window)."""
+    now = utcnow()
     # Every stream is closed as soon as it is left (aclosing): a stream still open would
     # hold the session's connection busy.
     async with aclosing(_account_lines(session)) as lines:
@@ -482,7 +538,7 @@ async def export_lines(*, session: AsyncSession) -> AsyncGenerator[str, None]:
         async for row in modules:
             yield _dump(_module_body(row, audit=True))
             nested_modules[row.id] = _dump(_module_body(row, audit=False))
-    async with aclosing(_token_lines(session, nested_modules)) as lines:
+    async with aclosing(_token_lines(session, nested_modules, now)) as lines:
         async for line in lines:
             yield line
 
@@ -556,7 +612,7 @@ def _module_body(row: Row[Any], *, audit: bool) -> dict[str, Any]:
     return body
 
 
-async def _token_lines(session: AsyncSession, nested_modules: dict[str, str]
+async def _token_lines(session: AsyncSession, nested_modules: dict[str, str], now: datetime
                        ) -> AsyncGenerator[str, None]:
     rank = {module_id: index for index, module_id in enumerate(nested_modules)}
     nested_accounts: dict[str, str] = {}
@@ -579,25 +635,48 @@ async def _token_lines(session: AsyncSession, nested_modules: dict[str, str]
             modules = ",".join(nested_modules[module_id] for module_id in
                                sorted(module_ids.split(","), key=rank.__getitem__)
                                ) if module_ids else ""
-            yield _token_line(token, account, modules)
+            yield _token_line(token, account, modules, now)
 
 
-def _token_line(token: list[Any], account: str, modules: str) -> str:
-    """render_token of a row (repository.TOKEN_EXPORT), plus its secretHash, encoded value
-    by value with the lines' encoder: the same bytes as encoding the whole object at once
-    (the nested account and modules come encoded already)."""
+def _token_line(token: list[Any], account: str, modules: str, now: datetime) -> str:
+    """render_token of a row (repository.TOKEN_EXPORT) at `now`, plus its secretHash,
+    encoded value by value with the lines' encoder: the same bytes as encoding the whole
+    object at once (the nested account and modules come encoded already).
+
+    Then what the API does not show, each only when the token has it: while the secret a
+    rotation replaced still works, its hash and whether the new secret's first use ends it
+    (previousSecretHash, retirePreviousOnFirstUse: a store moved in a grace window keeps the
+    old secret working until the window ends; once it no longer works, nothing of it is
+    written, no more than the API shows); and when the last rotation was (rotatedAt)."""
     (token_id, name, description, icon, status, last_access_at, created_at, created_by_id,
      created_by_name, updated_at, updated_by_id, updated_by_name, revision, secret_hash,
-     _) = token
+     expires_at, ip_allowlist, last_access_ips, previous_hash, previous_end,
+     previous_last_access_at, retire_previous, rotated_at, _) = token
     audit = f'{{"created":{_event(created_at, created_by_id, created_by_name)}'
     if updated_at is not None:
         audit += f',"updated":{_event(updated_at, updated_by_id, updated_by_name)}'
+    expiry = "null"
+    if expires_at is not None:
+        status = status_at(status, expires_at, now)
+        expiry = _string(_render(expires_at))
+    networks = "null" if ip_allowlist is None else _ENCODER.encode(from_stored(ip_allowlist))
+    addresses = ("[]" if last_access_ips is None
+                 else _ENCODER.encode(merged_addresses(last_access_ips, ())))
+    previous, stored = "null", f'"secretHash":{_string(secret_hash)}'
+    if previous_hash is not None and (until := previous_until(previous_end, expires_at, now)):
+        previous = (f'{{"expiresAt":{_string(_render(until))},'
+                    f'"lastAccessAt":{_string(_render(previous_last_access_at))}}}')
+        stored += (f',"previousSecretHash":{_string(previous_hash)},'
+                   f'"retirePreviousOnFirstUse":{"true" if retire_previous else "false"}')
+    if rotated_at is not None:
+        stored += f',"rotatedAt":{_string(_render(rotated_at))}'
     return (f'{{"id":{_string(token_id)},"href":{_string(token_href(token_id))},'
             f'"name":{_string(name)},"description":{_string(description)},'
-            f'"icon":{_string(icon)},"status":{_string(status)},'
-            f'"lastAccessAt":{_string(_render(last_access_at))},"account":{account},'
+            f'"icon":{_string(icon)},"status":{_string(status)},"expiresAt":{expiry},'
+            f'"ipAllowlist":{networks},"lastAccessAt":{_string(_render(last_access_at))},'
+            f'"lastAccessIps":{addresses},"previousSecret":{previous},"account":{account},'
             f'"modules":[{modules}],"audit":{audit}}},"revision":{_ENCODER.encode(revision)},'
-            f'"secretHash":{_string(secret_hash)}}}')
+            f'{stored}}}')
 
 
 def _audit(row: Row[Any]) -> dict[str, Any]:
