@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.convertors import Convertor, register_url_convertor
 
 from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit import paging
@@ -19,6 +20,23 @@ from tokenhouse.tokens.schemas import TokenCreate, TokenOut, TokenRotate, TokenU
 from tokenhouse.tokens.views import View, dynamic, middle, view_of
 
 router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"])
+
+
+class TokenId(Convertor[str]):
+    """A token id in a path: any segment but `self`, which names the self-service routes.
+    Without it `PUT .../self` reached the PUT of `{token_id}` (a 404 for a token "self"), and
+    a 405 named PUT among the methods of `.../self`."""
+
+    regex = r"(?!self(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("token_id", TokenId())
 
 # A response that carries a secret must not be kept by any cache on the way.
 NO_STORE = {"Cache-Control": "no-store"}
@@ -110,7 +128,7 @@ async def delete_self(session: Session, actor: CurrentActor) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/{token_id}", response_model=TokenOut, summary="Get an API token")
+@router.get("/{token_id:token_id}", response_model=TokenOut, summary="Get an API token")
 async def get_token(token_id: str, request: Request, actor: CurrentActor,
                     resources: Resources) -> Response:
     # The hot path: no unit of work (see service.read_token).
@@ -122,7 +140,7 @@ async def get_token(token_id: str, request: Request, actor: CurrentActor,
     return _read(request, resources, view, secret)
 
 
-@router.put("/{token_id}", response_model=TokenOut, summary="Change an API token",
+@router.put("/{token_id:token_id}", response_model=TokenOut, summary="Change an API token",
             openapi_extra=body_doc(TokenUpdate))
 async def update_token(token_id: str, request: Request, session: Session,
                        actor: TokensManager, resources: Resources) -> Response:
@@ -137,7 +155,7 @@ async def update_token(token_id: str, request: Request, session: Session,
     return _answer(resources, token)
 
 
-@router.delete("/{token_id}", status_code=204, summary="Delete an API token")
+@router.delete("/{token_id:token_id}", status_code=204, summary="Delete an API token")
 async def delete_token(token_id: str, session: Session, actor: TokensManager) -> Response:
     token = await service.get_token(session=session, actor=actor, token_id=token_id,
                                     for_update=True)
@@ -145,7 +163,8 @@ async def delete_token(token_id: str, session: Session, actor: TokensManager) ->
     return Response(status_code=204)
 
 
-@router.post("/{token_id}/disable", response_model=TokenOut, summary="Disable an API token")
+@router.post("/{token_id:token_id}/disable", response_model=TokenOut,
+             summary="Disable an API token")
 async def disable_token(token_id: str, request: Request, session: Session,
                         actor: TokensManager, resources: Resources) -> Response:
     body = await read_body(request)  # before the writer, as in update_token
@@ -156,7 +175,7 @@ async def disable_token(token_id: str, request: Request, session: Session,
     return _answer(resources, token)
 
 
-@router.post("/{token_id}/enable", response_model=TokenOut, summary="Enable an API token")
+@router.post("/{token_id:token_id}/enable", response_model=TokenOut, summary="Enable an API token")
 async def enable_token(token_id: str, request: Request, session: Session,
                        actor: TokensManager, resources: Resources) -> Response:
     body = await read_body(request)  # before the writer, as in update_token
@@ -167,15 +186,15 @@ async def enable_token(token_id: str, request: Request, session: Session,
     return _answer(resources, token)
 
 
-@router.post("/{token_id}/rotate", response_model=TokenOut, summary="Rotate the secret of an "
-             "API token", openapi_extra=body_doc(TokenRotate))
+@router.post("/{token_id:token_id}/rotate", response_model=TokenOut,
+             summary="Rotate the secret of an API token", openapi_extra=body_doc(TokenRotate))
 async def rotate_token(token_id: str, request: Request, session: Session,
                        actor: TokensManager, resources: Resources) -> Response:
     """A new secret (shown once), same id; the old one works on during the grace window."""
     return await _rotate(request, session, actor, resources, token_id, by_itself=False)
 
 
-@router.post("/{token_id}/revoke-previous-secret", response_model=TokenOut,
+@router.post("/{token_id:token_id}/revoke-previous-secret", response_model=TokenOut,
              summary="End the grace window of the secret a rotation replaced")
 async def revoke_previous_secret(token_id: str, request: Request, session: Session,
                                  actor: TokensManager, resources: Resources) -> Response:
