@@ -11,8 +11,9 @@ path announces anything by hand, so none can forget to.
   of modules (CatalogChanged); an UPDATE or DELETE of tokens, accounts or links, whose rows
   the hook cannot tell, drops everything (AllChanged).
   Textual SQL (`text()`) and statements run on `session.connection()` directly are not
-  seen. Only the lastAccessAt writes go that way: that column is in no cache (responses
-  splice it in), and its values travel as `Seen` notes, which are data, not invalidations.
+  seen. Only the writes of accesses go that way (`lastAccessAt`, `lastAccessIps`, the
+  replaced secret's last use): those columns are in no cache (responses splice them in),
+  and their values travel as `Seen` notes, which are data, not invalidations.
 
 The changes travel with the transaction, published by `before_commit`:
 - PostgreSQL: `pg_notify` inside the transaction, which PostgreSQL delivers on commit only;
