@@ -2,13 +2,15 @@
 
 Store A is made as an installation is: `tokenhouse migrate`, `tokenhouse bootstrap --json`,
 then `tokenhouse serve` and its admin token over HTTP (accounts with every property, tokens
-with varied modules; one updated, one disabled, one deleted, one used; an account disabled).
+with varied modules; one updated, one disabled, one deleted, one used; one with an expiry and
+an IP allowlist, rotated with a grace window (issue 11); an account disabled).
 A is exported; the file is imported into a fresh store B with the same secret key and into a
 store C with another key; B and C are exported again. Then:
 
 - the exports are identical line for line, and B answers over HTTP what A answered;
 - the file holds no secret, but each token's keyed hash: the secrets authenticate against B
-  (not the disabled, the deleted, or the disabled account's one), none against C;
+  (not the disabled, the deleted, or the disabled account's one; the secret a rotation
+  replaced does, in its grace window), none against C;
 - a file with a bad line among good ones exits 1 naming that line, and writes nothing: each
   case runs on its own copy of a store holding data, compared row by row before and after
   (bad lines only the database would notice: see PROBES);
@@ -461,10 +463,14 @@ TOKENS_MADE: dict[str, tuple[str, list[str], dict[str, Any]]] = {
     "deleted": ("client", ["MOD-7815"], {"description": "to be deleted"}),
     "operations": ("operations", ["MOD-1732", "MOD-8342", "MOD-8906"], {}),
     "vendor": ("vendor", ["MOD-4073", "MOD-1732"], {}),
+    # Issue 11: an expiry and an allowlist (the test's clients are 127.0.0.1), and a rotation
+    # whose grace window outlasts the test: the old secret must still work in B.
+    "rotated": ("client", ["MOD-1732"], {"expiresAt": "2099-01-02T03:04:05.678Z",
+                                         "ipAllowlist": ["127.0.0.0/8", "2001:DB8::/32"]}),
 }
 # What each token's own secret gets from GET /api-tokens/{id} after an import with the key.
 EXPECTED_AUTH = {"admin": 200, "active": 200, "updated": 200, "operations": 200,
-                 "disabled": 401, "deleted": 401, "vendor": 401}
+                 "disabled": 401, "deleted": 401, "vendor": 401, "rotated": 200}
 
 
 @dataclass
@@ -473,6 +479,7 @@ class RoundTrip:
     b: Store
     c: Store
     held: dict[str, Held]
+    previous: dict[str, Held]  # the secret the rotation of "rotated" replaced
     accounts: dict[str, str]  # operations, client, vendor: their ids
     seen: dict[str, dict[str, Any]]  # what A answered over HTTP, by id
     a_file: Path
@@ -496,9 +503,12 @@ class RoundTrip:
         return self.objects[self.accounts["client"]]["groups"][0]["id"]
 
 
-def populate(a: Store) -> tuple[dict[str, Held], dict[str, str], dict[str, dict[str, Any]]]:
-    """Bootstrap A, then make its objects over HTTP with the admin token, use a token, and
-    record what A answers for every object; the server stops cleanly (lastAccessAt flushed)."""
+def populate(a: Store) -> tuple[dict[str, Held], dict[str, Held], dict[str, str],
+                                dict[str, dict[str, Any]]]:
+    """Bootstrap A, then make its objects over HTTP with the admin token, use a token, rotate
+    one, and record what A answers for every object; the server stops cleanly (lastAccessAt
+    flushed). Returns the tokens, the secret the rotation replaced, the accounts, and what
+    A answered."""
     env = {**a.env, "TOKENHOUSE_LAST_ACCESS_INTERVAL": "0.2"}
     # The server starts while bootstrap runs (it needs the schema only).
     with Server(cwd=a.workdir, env=env) as server:
@@ -531,6 +541,11 @@ def populate(a: Store) -> tuple[dict[str, Held], dict[str, str], dict[str, dict[
             call("POST", f"{TOKENS}/{held['disabled'].id}/disable", 200)
             call("DELETE", f"{TOKENS}/{held['deleted'].id}", 204)
             call("POST", f"{ACCOUNTS}/{accounts['vendor']}/disable", 200)
+            rotated = held["rotated"]
+            previous = {"rotated": Held("rotated old", rotated.id, rotated.secret)}
+            renewed = call("POST", f"{TOKENS}/{rotated.id}/rotate", 200,
+                           {"gracePeriodSeconds": 3600})
+            held["rotated"] = Held("rotated", rotated.id, renewed["token"])
         with server.client(held["active"].secret) as own:
             response = own.get(f"{TOKENS}/{held['active'].id}")
             assert response.status_code == 200, response.text
@@ -545,13 +560,13 @@ def populate(a: Store) -> tuple[dict[str, Held], dict[str, str], dict[str, dict[
         assert server.terminate() == 0, server.logs()
         assert server.stopped_cleanly, server.logs()
         assert "Traceback" not in server.logs(), server.logs()
-    return held, accounts, seen
+    return held, previous, accounts, seen
 
 
 @pytest.fixture(scope="module")
 def round_trip(stores: Stores) -> RoundTrip:
     a = stores.fresh("a")
-    held, accounts, seen = populate(a)
+    held, previous, accounts, seen = populate(a)
     a_file = a.workdir / "a.jsonl"
     a_lines = a.export(a_file)
     b = stores.fresh("b")
@@ -560,7 +575,8 @@ def round_trip(stores: Stores) -> RoundTrip:
                                        (c, ("import", str(a_file)))])
     b_file = b.workdir / "b.jsonl"
     b_export, c_export = run_parallel([(b, ("export", str(b_file))), (c, ("export",))])
-    return RoundTrip(a=a, b=b, c=c, held=held, accounts=accounts, seen=seen, a_file=a_file,
+    return RoundTrip(a=a, b=b, c=c, held=held, previous=previous, accounts=accounts,
+                     seen=seen, a_file=a_file,
                      a_lines=a_lines, b_file=b_file, b_import=b_import, c_import=c_import,
                      b_export=b_export, c_export=c_export)
 
@@ -640,6 +656,19 @@ def test_source_store_holds_every_kind_of_state(round_trip: RoundTrip) -> None:
     assert token("vendor")["account"]["status"] == "Disabled"
     assert token("admin")["lastAccessAt"] is not None
     assert token("updated")["lastAccessAt"] is None
+    # Issue 11: the client's address of each use, an expiry, an allowlist, and a rotation in
+    # its grace window (its hash written, and when the rotation was).
+    assert [a["ip"] for a in active["lastAccessIps"]] == ["127.0.0.1"]
+    assert token("updated")["lastAccessIps"] == []
+    rotated = token("rotated")
+    # The rotation kept the lifetime the secret had (from the rotation on).
+    assert rotated["status"] == "Active" and rotated["expiresAt"] >= "2099-01-02T03:04:05.678Z"
+    assert rotated["ipAllowlist"] == ["127.0.0.0/8", "2001:db8::/32"]
+    assert rotated["previousSecret"] is not None and rotated["revision"] == 2
+    assert rotated["previousSecretHash"] == secret_hash(rt.previous["rotated"].secret)
+    assert rotated["retirePreviousOnFirstUse"] is False and rotated["rotatedAt"]
+    assert rotated["secretHash"] == secret_hash(held["rotated"].secret)
+    assert active["previousSecret"] is None and "previousSecretHash" not in active
 
 
 def test_import_reports_what_it_loaded(round_trip: RoundTrip) -> None:
@@ -708,7 +737,7 @@ def test_export_holds_no_secret_but_each_hash(round_trip: RoundTrip) -> None:
     for path in (rt.a_file, rt.b_file):
         text = path.read_text(encoding="utf-8")
         assert "idt:" not in text, path
-        for held in rt.held.values():
+        for held in [*rt.held.values(), *rt.previous.values()]:
             assert held.secret not in text, (path, held.label)
             assert held.random_part not in text, (path, held.label)
     for held in rt.held.values():
@@ -738,6 +767,9 @@ def test_secrets_authenticate_after_import_with_the_same_key(round_trip: RoundTr
         else:
             assert response.headers["content-type"].startswith("application/problem+json")
     assert "Disabled" in responses["disabled"].json()["detail"]
+    # The secret the rotation replaced works until its grace window ends, in B as in A.
+    old = over_http(rt.b, lambda http: _own_reads(http, rt.previous))
+    assert old["rotated"].status_code == 200, old["rotated"].text
 
 
 def test_no_secret_authenticates_after_import_with_another_key(round_trip: RoundTrip) -> None:
@@ -749,9 +781,10 @@ def test_no_secret_authenticates_after_import_with_another_key(round_trip: Round
     # The tokens are there, with the hashes of the file: only the key differs.
     stored = dict(rt.c.query("SELECT id, secret_hash FROM api_tokens"))
     assert stored == {h.id: rt.objects[h.id]["secretHash"] for h in rt.held.values()}
-    responses = over_http(rt.c, lambda http: _own_reads(http, rt.held))
+    responses = over_http(rt.c, lambda http: _own_reads(http, {**rt.held, "old": rt.previous[
+        "rotated"]}))
     assert {label: r.status_code for label, r in responses.items()} == \
-        {label: 401 for label in rt.held}
+        {label: 401 for label in [*rt.held, "old"]}
 
 
 def test_an_embedded_export_moves_to_postgresql(round_trip: RoundTrip, stores: Stores,
