@@ -4,8 +4,7 @@ X-Forwarded-For is believed only from trusted proxies, and the last five client 
 are shown newest first. The client's address is the transport's peer (httpx's ASGI
 transport lets each client choose the socket address the app sees)."""
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,25 +14,10 @@ from fastapi import FastAPI
 
 from tests.factories import Factory, Issued
 from tests.helpers import TOKENS, problem
+from tests.tokens.conftest import Connect
 from tests.tokens.test_expiry import bearer, make
 from tokenhouse.app import create_app
 from tokenhouse.kit.settings import Settings
-
-Connect = Callable[[str], Any]
-
-
-@pytest.fixture
-def from_address(app: FastAPI, client: httpx.AsyncClient) -> Connect:
-    """A client of the test app whose requests come from `address`."""
-
-    @asynccontextmanager
-    async def connect(address: str, application: FastAPI = app
-                      ) -> AsyncIterator[httpx.AsyncClient]:
-        transport = httpx.ASGITransport(app=application, client=(address, 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://ip.test") as c:
-            yield c
-
-    return connect
 
 
 async def listed(client: httpx.AsyncClient, admin: Issued, tenant: Issued,

@@ -103,6 +103,12 @@ async def test_an_expired_token_shows_expired_and_authenticates_nothing(
         assert expired.json()["data"][0]["status"] == "Expired"
         active = await client.get(f"{TOKENS}?eq(status,Active)", headers=tenant.headers)
         assert [item["id"] for item in active.json()["data"]] == [tenant.id]
+        for query, expected in (("ne(status,Expired)", [tenant.id]),
+                                ("in(status,(Expired,Disabled))", [made["id"]]),
+                                ("out(status,(Active))", [made["id"]]),
+                                ("not(eq(status,Active))", [made["id"]])):
+            page = await client.get(f"{TOKENS}?{query}&order=name", headers=tenant.headers)
+            assert [item["id"] for item in page.json()["data"]] == expected, query
         # It cannot be extended by PUT, nor enabled once disabled; other changes and the
         # delete are allowed.
         later = stamp(now() + timedelta(days=1))

@@ -127,7 +127,7 @@ async def test_a_disabled_token_rotated_stays_disabled(client, factory: Factory)
     admin = await factory.admin()
     tenant = await factory.tenant()
     disabled = await factory.token(tenant.account_id, status="Disabled")
-    rotated = await rotate(client, admin, disabled.id, gracePeriodSeconds=60)
+    rotated = await rotate(client, admin, disabled.id)  # no grace: see test_lifecycle_attacks
     assert rotated["status"] == "Disabled"
     detail = problem(await client.get(TOKENS, headers=bearer(rotated["token"])), 401)
     assert detail["detail"] == "The API token is Disabled."

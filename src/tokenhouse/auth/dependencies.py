@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.permissions import Permission
-from tokenhouse.auth.service import admit, authenticate
+from tokenhouse.auth.service import authenticate
 from tokenhouse.kit.problems import Unauthorized, note_header
 from tokenhouse.runtime import runtime
 
@@ -28,16 +28,17 @@ async def current_actor(request: Request) -> Actor:
     # in memory: on the hot path (a cached credential, a route served from memory) no
     # session is created at all. It reads committed data only, so it needs no part in the
     # route's unit of work.
-    actor = await authenticate(engine=held.engine, secret=secret.strip(),
-                               key=held.hmac_key, cache=held.credentials,
-                               views=held.token_views, sessions=held.sessions)
     peer = request.scope.get("client")
     # X-Forwarded-For is read only when proxies are trusted: otherwise a client could
     # choose the address its token is judged by.
     address = held.proxies.client_address(
         peer[0] if peer else None,
         request.headers.getlist("x-forwarded-for") if held.proxies.networks else [])
-    admit(actor, address)  # a refused request records nothing
+    actor = await authenticate(engine=held.engine, secret=secret.strip(),
+                               key=held.hmac_key, cache=held.credentials,
+                               views=held.token_views, sessions=held.sessions,
+                               address=address)
+    # Only an admitted request is recorded.
     if actor.token_id is not None:
         held.last_access.touch(actor.token_id, address, actor.window)
     if actor.expiration is not None:

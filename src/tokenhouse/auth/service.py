@@ -22,8 +22,11 @@ INVALID = "The credential is not a valid API token."
 async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
                        cache: CredentialCache | None = None,
                        views: TokenViews | None = None,
-                       sessions: async_sessionmaker[AsyncSession] | None = None) -> Actor:
-    """The actor behind an API token secret, or 401.
+                       sessions: async_sessionmaker[AsyncSession] | None = None,
+                       address: str | None = None) -> Actor:
+    """The actor behind an API token secret used from `address` (the client's, see
+    kit/addresses.TrustedProxies; None: unknown, which no IP allowlist admits), or 401, or
+    403 from outside the token's allowlist.
 
     A verified credential is served from `cache` (keyed by the hash) while no change has
     invalidated it and its time is not up (see auth/cache.py). Otherwise the secret is looked
@@ -36,7 +39,8 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
     secret past its grace window authenticate nothing.
     The first use of the current secret of a token rotated with `retirePreviousOnFirstUse`
     ends the replaced secret's grace window (a write, in a unit of work of its own, through
-    `sessions`; once per rotation).
+    `sessions`; once per rotation), once the request is admitted: a refused one changes
+    nothing.
     The database (`engine`) is asked only when the credential is not cached.
     """
     token_id = crypto.token_id_of(secret)
@@ -47,12 +51,14 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
         # The hit alone first: on the hot path nothing is allocated or awaited.
         cached = cache.get(secret_hash)
         if cached is not None:
+            admit(cached, address)
             return cached
     # Marks taken before the read: a change committed while it runs keeps it out of both.
     credential_mark = cache.mark() if cache is not None else None
     view_mark = views.mark() if views is not None else None
     now = utcnow()
     token, current = await _verify(engine, secret_hash, token_id, now)
+    admit(_actor_of(token, current, now), address)
     if current and token.retire_previous_on_first_use and sessions is not None \
             and previous_until(grace_end(token), token.expires_at, now) is not None:
         async with sessions() as session:
@@ -100,12 +106,14 @@ def _actor_of(token: ApiToken, current: bool, now: datetime) -> Actor:
         window = grace_end(token)
         if window is not None:
             ends.append(as_utc(window))
+    # When this credential stops: a replaced secret is told the end of its own window.
+    until = min(ends) if ends else None
     return Actor(account_id=token.account_id, account_type=token.account.type,
                  modules=frozenset(module.name for module in token.modules),
                  module_ids=frozenset(module.id for module in token.modules),
                  token_id=token.id, token_name=token.name,
-                 valid_until=min(ends).timestamp() if ends else None,
-                 expiration=render(token.expires_at),
+                 valid_until=until.timestamp() if until is not None else None,
+                 expiration=render(until),
                  allowlist=Allowlist.of(token.ip_allowlist),
                  window=as_utc(window) if window is not None else None)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, and_, bindparam, case
+from sqlalchemy import ColumnElement, DateTime, and_, bindparam, case, or_
 
 from tokenhouse.kit.timeutil import as_utc
 from tokenhouse.tokens.models import ApiToken, TokenStatus
@@ -80,10 +80,28 @@ def previous_until(end: datetime | None, expires_at: datetime | None,
     return until if until > now else None
 
 
+# The clock's value in a statement (see `tokens/repository.list_visible`).
+_NOW = bindparam(NOW, type_=DateTime(timezone=True), required=True)
+
+
+def _expired() -> ColumnElement[bool]:
+    return and_(ApiToken.status == TokenStatus.ACTIVE, ApiToken.expires_at.is_not(None),
+                ApiToken.expires_at <= _NOW)
+
+
 def status_expression() -> Any:
-    """`status_at` in SQL, for filters and sorting (`eq(status,Expired)`): run with the
-    clock's value as the parameter NOW (see `tokens/repository.list_visible`)."""
-    now = bindparam(NOW, type_=DateTime(timezone=True), required=True)
-    return case((and_(ApiToken.status == TokenStatus.ACTIVE, ApiToken.expires_at.is_not(None),
-                      ApiToken.expires_at <= now), TokenStatus.EXPIRED.value),
-                else_=ApiToken.status)
+    """`status_at` in SQL, for sorting and comparing fields (run with the clock's value as
+    the parameter NOW)."""
+    return case((_expired(), TokenStatus.EXPIRED.value), else_=ApiToken.status)
+
+
+def status_is(value: Any) -> ColumnElement[bool]:
+    """`eq(status,value)` on the stored columns: `status = ...` stays a condition the
+    tenant's list index serves (`eq(status,Active)` is the common filter)."""
+    if value == TokenStatus.EXPIRED:
+        return _expired()
+    if value == TokenStatus.ACTIVE:
+        return and_(ApiToken.status == TokenStatus.ACTIVE,
+                    or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > _NOW))
+    stored: ColumnElement[bool] = ApiToken.status == str(value)
+    return stored

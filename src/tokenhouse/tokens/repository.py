@@ -47,7 +47,7 @@ from tokenhouse.kit.rql import Collection, Obj, Query, Resource, Scalar
 from tokenhouse.kit.timeutil import as_utc
 from tokenhouse.modules.models import Module
 from tokenhouse.modules.repository import module_fields
-from tokenhouse.tokens.lifecycle import NOW, status_expression
+from tokenhouse.tokens.lifecycle import NOW, status_expression, status_is
 from tokenhouse.tokens.models import ApiToken, TokenStatus, token_modules
 
 
@@ -68,7 +68,7 @@ RESOURCE = Resource("api-tokens", Obj({
     "icon": Scalar("string", ApiToken.icon),
     # Expired is computed (tokens/lifecycle.py): filters and sorting see what responses show.
     "status": Scalar("enum", status_expression(), nullable=False,
-                     values=tuple(s.value for s in TokenStatus)),
+                     values=tuple(s.value for s in TokenStatus), equals=status_is),
     "expiresAt": Scalar("datetime", ApiToken.expires_at),
     "ipAllowlist": Scalar("string", filterable=False),
     "lastAccessAt": Scalar("datetime", ApiToken.last_access_at),

@@ -6,7 +6,7 @@ of work.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,7 +16,7 @@ from tokenhouse.auth.actor import Actor
 from tokenhouse.kit import crypto, ids
 from tokenhouse.kit.addresses import canonical_allowlist, to_stored
 from tokenhouse.kit.db import read_only
-from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
+from tokenhouse.kit.problems import Conflict, Forbidden, NotFound, ValidationFailed
 from tokenhouse.kit.repository import transient
 from tokenhouse.kit.rql import Query
 from tokenhouse.kit.timeutil import as_utc, render, utcnow
@@ -37,6 +37,8 @@ from tokenhouse.tokens.schemas import TokenCreate, TokenRotate, TokenUpdate
 from tokenhouse.tokens.views import Accessed, TokenViews, View, view_of
 
 ID_ATTEMPTS = 8
+# The latest expiry a computed lifetime may reach (datetime's own limit, in UTC).
+LAST_INSTANT = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 NO_POLICY = Policy()
 
 
@@ -229,23 +231,43 @@ async def rotate_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     rotation stops now. Without `expiresAt` the new secret gets the lifetime the old one
     had, from now (none if it had none; the policy's longest when one is set). A Disabled
     token stays Disabled; an Expired one is Active again with its new expiry.
-    `by_itself`: the token rotates its own secret (no module needed), and may then not
-    lengthen its lifetime."""
+    `by_itself`: the token rotates its own secret (no module needed), and may then keep or
+    shorten its expiry, never move it later. A manager may rotate only a token holding no
+    module it lacks itself (the secret is then its to use). Only an Active token's old
+    secret may be given a grace window."""
     _authorize_change(actor, token, by_itself=by_itself)
+    if not by_itself:
+        # The response holds the token's secret: whoever rotates it can then act as it, so a
+        # manager may rotate only a token that holds no module it lacks itself (the rule of
+        # `grantable` for a new token).
+        beyond = sorted(module.name for module in token.modules
+                        if module.id not in actor.module_ids)
+        if beyond:
+            raise Forbidden("This token cannot rotate a token holding modules it does not "
+                            f"hold itself: {', '.join(beyond)}.")
     now = utcnow()
-    same = _same_lifetime(token, policy, now)
-    if "expires_at" in data.model_fields_set:
+    if by_itself:
+        # A token rotating itself may keep or shorten its expiry, never move it later: an
+        # expiry set by a manager must not be escaped by the token it binds.
+        latest = (as_utc(token.expires_at) if token.expires_at is not None
+                  else policy.latest_expiry(now))
+        expires_at = latest
+        if "expires_at" in data.model_fields_set:
+            expires_at = _expiry(data.expires_at, policy, now)
+            if latest is not None and (expires_at is None or expires_at > latest):
+                raise ValidationFailed({"expiresAt": [
+                    "A token rotating itself cannot move its expiry later than "
+                    f"{render(latest)}."]})
+    elif "expires_at" in data.model_fields_set:
         expires_at = _expiry(data.expires_at, policy, now)
-        # A token rotating itself may shorten its lifetime, never lengthen it: an expiry set
-        # by a manager must not be escaped by the token it binds.
-        if by_itself and same is not None and (expires_at is None or expires_at > same):
-            raise ValidationFailed({"expiresAt": [
-                "A token rotating itself cannot lengthen its lifetime: the latest expiry is "
-                f"{render(same)}."]})
     else:
-        expires_at = same
+        expires_at = _same_lifetime(token, policy, now)
     _require_not_deleted(token, "rotated")
     grace = timedelta(seconds=data.grace_period_seconds)
+    if grace and token.status != TokenStatus.ACTIVE:
+        # Enabled within the window, the secret replaced after a leak would work again.
+        raise Conflict(f"The API token is {token.status}: its old secret cannot be given a "
+                       "grace window (rotate with gracePeriodSeconds 0).")
     previous_end = now + grace if grace and token.secret_hash is not None else None
     if previous_end is not None and token.expires_at is not None:
         previous_end = min(previous_end, as_utc(token.expires_at))
@@ -321,6 +343,11 @@ def _authorize_change(actor: Actor, token: ApiToken, *, by_itself: bool = False)
         MANAGE.check(actor)
     if not repository.can_see(actor, token.account_id, token.status):
         raise _not_found(token.id)
+    if token.id == actor.token_id and actor.window is not None:
+        # The secret a rotation replaced (perhaps because it leaked) works on for its grace
+        # window, but only as a credential: it may not rotate, change or delete its token.
+        raise Forbidden("A secret replaced by a rotation cannot change its token; use the "
+                        "current secret.")
 
 
 def _changed(given: datetime | None, stored: datetime | None) -> bool:
@@ -368,7 +395,10 @@ def _same_lifetime(token: ApiToken, policy: Policy, now: datetime) -> datetime |
     if token.expires_at is None:
         return latest
     issued = as_utc(token.rotated_at or token.created_at)
-    expires_at = now + max(as_utc(token.expires_at) - issued, timedelta(seconds=1))
+    try:
+        expires_at = now + max(as_utc(token.expires_at) - issued, timedelta(seconds=1))
+    except OverflowError:  # a lifetime reaching past year 9999 from now
+        expires_at = LAST_INSTANT
     return min(expires_at, latest) if latest is not None else expires_at
 
 

@@ -37,6 +37,9 @@ class Scalar:
     filterable: bool = True
     # Shown only in some responses (a token's secret): never named in `$meta.omitted`.
     conditional: bool = False
+    # For a computed value (`column` an expression): the condition of `eq(field,value)` on
+    # the stored columns, which indexes can serve. Also used by ne, in and out.
+    equals: Callable[[Any], ColumnElement[bool]] | None = None
 
 
 @dataclass(frozen=True)

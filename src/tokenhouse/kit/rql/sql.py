@@ -109,6 +109,8 @@ class Compiler:
         value = self.typed(scalar, node.value, node.path)
         if value is NO_MATCH:
             return false()
+        if node.op == "eq" and scalar.equals is not None:
+            return self.guarded(scalar, scalar.equals(value))
         return self.guarded(scalar, getattr(column, OPS[node.op])(value))
 
     def guarded(self, scalar: Scalar, condition: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -181,7 +183,12 @@ class Compiler:
         scalar = self.scalar(scope, node.path)
         values = [self.typed(scalar, value, node.path) for value in node.values]
         members = [value for value in values if value is not NO_MATCH]
-        condition = self.guarded(scalar, scalar.column.in_(members)) if members else false()
+        if not members:
+            condition: ColumnElement[bool] = false()
+        elif scalar.equals is not None:
+            condition = self.guarded(scalar, or_(*(scalar.equals(value) for value in members)))
+        else:
+            condition = self.guarded(scalar, scalar.column.in_(members))
         return not_(condition) if node.negate else condition
 
     def quantified(self, node: Quantified, scope: Obj) -> ColumnElement[bool]:
