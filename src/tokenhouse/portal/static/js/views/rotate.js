@@ -35,9 +35,10 @@ export function openRotateDialog(ctx, token, { self = false } = {}) {
   syncFirstUse(grace.value());
   grace.onChange(syncFirstUse);
   const expiry = expiryField({ legend: "Expiry of the new secret",
-    keep: token.expiresAt
-      ? { label: "Same lifetime", note: "as long as the token has had, counted from now" }
-      : { label: "Never, as now" } });
+    // A token rotating itself keeps its expiry (it may not move it later).
+    keep: !token.expiresAt ? { label: "Never, as now" }
+      : self ? { label: "Same expiry", note: "a token rotating itself cannot move it later" }
+        : { label: "Same lifetime", note: "as long as the token has had, counted from now" } });
 
   const form = h("form", { novalidate: true, id: nextId("rotate") },
     h("p", {}, "A new secret replaces the current one. It is shown once, here. The token keeps "
