@@ -282,7 +282,7 @@ def list_tokens(
     from tokenhouse.modules.repository import all_modules
     from tokenhouse.tokens import service
     from tokenhouse.tokens.repository import RESOURCE
-    from tokenhouse.tokens.views import dynamic, middle
+    from tokenhouse.tokens.views import spliced
 
     settings = _settings()
 
@@ -294,8 +294,7 @@ def list_tokens(
             return await paging.list_response(
                 query, RESOURCE,
                 lambda parsed: service.list_tokens(session=session, actor=actor, query=parsed),
-                lambda item: item.view.body(middle(dynamic(item.view, None,
-                                                           accessed=item.accessed))))
+                lambda item: item.view.body(spliced(item.view, None, accessed=item.accessed)))
 
     try:
         body = asyncio.run(run())

@@ -442,7 +442,10 @@ def test_allows_exactly_the_addresses_inside_the_networks(entries: list[str],
     parsed = [ipaddress.ip_network(network) for network in canonical]
     for _ in range(10):
         near = data.draw(st.sampled_from(parsed).flatmap(address_near))
-        expected = any(near in network for network in parsed)
+        # An IPv4-mapped address is IPv4 (kit/addresses.py): an IPv6 network that spans the
+        # mapped range (`::/80`) does not admit it.
+        probe = near.ipv4_mapped if isinstance(near, ipaddress.IPv6Address) else None
+        expected = any((probe or near) in network for network in parsed)
         assert allowlist.allows(str(near)) is expected, (near, canonical)
         if isinstance(near, ipaddress.IPv4Address):
             assert allowlist.allows(f"::ffff:{near}") is expected

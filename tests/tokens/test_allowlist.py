@@ -165,3 +165,44 @@ async def test_the_last_five_addresses_are_shown_newest_first(
         stored = await session.get(ApiToken, tenant.id)
         assert stored is not None and stored.last_access_ips is not None
         assert [address in stored.last_access_ips for address in expected] == [True] * 5
+
+
+async def test_an_address_seen_again_is_written_again_only_when_its_time_is_old(
+        client, factory: Factory, from_address: Connect, app: FastAPI,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Addresses are read, merged and written only for a new address or an old stored time;
+    lastAccessAt is written every flush (tokens/last_access.py)."""
+    from tokenhouse.tokens import last_access
+    from tokenhouse.tokens.models import ApiToken
+
+    admin = await factory.admin()
+    tenant = await factory.tenant()
+    recorder = app.state.runtime.last_access
+
+    async def stored() -> ApiToken:
+        await recorder.flush()
+        async with app.state.runtime.sessions() as session:
+            token = await session.get(ApiToken, tenant.id)
+            assert token is not None
+            return token
+
+    async def use(address: str) -> None:
+        async with from_address(address) as near:
+            assert (await near.get(TOKENS, headers=tenant.headers)).status_code == 200
+
+    await use("192.0.2.1")
+    first = await stored()
+    await use("192.0.2.1")
+    again = await stored()
+    assert again.last_access_at > first.last_access_at
+    assert again.last_access_ips == first.last_access_ips  # the same address: not rewritten
+    await use("192.0.2.2")
+    assert "192.0.2.2" in ((await stored()).last_access_ips or "")
+    monkeypatch.setattr(last_access, "ADDRESS_REFRESH_SECONDS", 0.0)
+    await use("192.0.2.1")
+    refreshed = await stored()
+    assert refreshed.last_access_ips != first.last_access_ips
+    assert refreshed.last_access_ips.index("192.0.2.1") < refreshed.last_access_ips.index(
+        "192.0.2.2")  # newest first
+    read = (await client.get(f"{TOKENS}/{tenant.id}", headers=admin.headers)).json()
+    assert [address["ip"] for address in read["lastAccessIps"]] == ["192.0.2.1", "192.0.2.2"]

@@ -4,6 +4,7 @@ addresses, uses of a replaced secret), and how they are merged."""
 from datetime import UTC, datetime, timedelta
 
 from tokenhouse.kit.invalidation import Seen
+from tokenhouse.kit.timeutil import stamp
 from tokenhouse.tokens.last_access import (
     ADDRESSES,
     NOTE_SIZE,
@@ -68,8 +69,8 @@ def test_a_replaced_secret_s_use_counts_for_its_own_window_only() -> None:
 def test_addresses_are_the_newest_distinct_ones_merged_with_those_stored() -> None:
     stored = ('[{"ip":"192.0.2.9","at":"2026-11-28T12:00:00.000Z"},'
               '{"ip":"192.0.2.1","at":"2026-11-28T11:00:00.000Z"}]')
-    ips = {f"198.51.100.{n}": AT + timedelta(seconds=n) for n in range(ADDRESSES)}
-    ips["192.0.2.1"] = AT + timedelta(minutes=1)  # newer than its stored time
+    ips = {f"198.51.100.{n}": stamp(AT + timedelta(seconds=n)) for n in range(ADDRESSES)}
+    ips["192.0.2.1"] = stamp(AT + timedelta(minutes=1))  # newer than its stored time
     merged = merged_addresses(stored, [ips])
     assert [a["ip"] for a in merged] == ["192.0.2.1", "198.51.100.4", "198.51.100.3",
                                          "198.51.100.2", "198.51.100.1"]
@@ -89,3 +90,14 @@ def test_a_malformed_note_is_ignored_not_fatal() -> None:
     heard.heard(Seen("TKN-1=1@192.0.2.1!x"))
     heard.heard(seen_notes({"TKN-2": noted(AT)})[0])
     assert heard.seen("TKN-2", None) == AT
+
+
+def test_only_addresses_and_times_of_the_expected_form_are_shown() -> None:
+    """Responses splice addresses in without escaping: a row edited by hand, or a note not
+    of this service, shows nothing of its own."""
+    hostile = '[{"ip":"1.2.3.4\\",\\"x\\":\\"","at":"2026-11-28T12:00:00.000Z"}]'
+    assert merged_addresses(hostile, ()) == []
+    assert merged_addresses('[{"ip":"192.0.2.1","at":"yesterday"}]', ()) == []
+    heard = recorder()
+    heard.heard(Seen('TKN-1=1@1.2.3.4"!2'))
+    assert heard.addresses("TKN-1", None) == []

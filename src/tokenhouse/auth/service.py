@@ -51,7 +51,8 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
         # The hit alone first: on the hot path nothing is allocated or awaited.
         cached = cache.get(secret_hash)
         if cached is not None:
-            admit(cached, address)
+            if cached.allowlist is not None:
+                admit(cached, address)
             return cached
     # Marks taken before the read: a change committed while it runs keeps it out of both.
     credential_mark = cache.mark() if cache is not None else None

@@ -15,6 +15,11 @@ def as_utc(value: datetime) -> datetime:
 
 
 def render(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return None if value is None else stamp(value)
+
+
+def stamp(value: datetime) -> str:
+    """`render` of a value that is there."""
+    # isoformat: C speed (it runs several times per response), four-digit years, and the
+    # milliseconds truncated, as stored. A UTC value always ends in "+00:00".
+    return as_utc(value).isoformat(timespec="milliseconds")[:-6] + "Z"

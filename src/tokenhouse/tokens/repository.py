@@ -1,5 +1,6 @@
 """All SQL about API tokens. Every read starts from what the actor may see."""
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -201,6 +202,34 @@ _INSERT_NEW = {name: insert(_TOKENS).on_conflict_do_nothing(index_elements=[_TOK
                                     ("sqlite", sqlite.insert))}
 
 
+# `lastAccessAt` alone, for tokens whose addresses need no write: one statement for a whole
+# batch, the values in two arrays on PostgreSQL. A value never moves backwards (another
+# process may have written a newer one).
+_LAST_ACCESS_PG = text(
+    "UPDATE api_tokens AS t SET last_access_at = v.at "
+    "FROM unnest(:ids, :ats) AS v(id, at) "
+    "WHERE t.id = v.id AND (t.last_access_at IS NULL OR t.last_access_at < v.at)"
+).bindparams(bindparam("ids", type_=ARRAY(String())),
+             bindparam("ats", type_=ARRAY(DateTime(timezone=True))))
+_LAST_ACCESS = (
+    update(_TOKENS)
+    .where(_TOKENS.c.id == bindparam("tid"),
+           or_(_TOKENS.c.last_access_at.is_(None), _TOKENS.c.last_access_at < bindparam("at")))
+    .values(last_access_at=bindparam("at"))
+)
+
+
+async def write_last_access(session: AsyncSession, accesses: dict[str, datetime]) -> None:
+    """Store the latest accesses of tokens (id -> when), where newer than what is stored."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.execute(_LAST_ACCESS_PG, {"ids": list(accesses),
+                                                   "ats": list(accesses.values())})
+    else:
+        await connection.execute(_LAST_ACCESS, [{"tid": token_id, "at": at}
+                                                for token_id, at in accesses.items()])
+
+
 # The accesses of a chunk of tokens: their rows read and locked (in id order, as the
 # recorder sorts them), the new values computed in Python (the addresses are merged with
 # those stored), and written in one statement. A value never moves backwards (another
@@ -230,12 +259,12 @@ class Accesses(Protocol):
     """What the recorder noted of one token (tokens/last_access.Noted)."""
 
     at: datetime
-    ips: dict[str, datetime]
+    ips: dict[str, str]
     previous: tuple[datetime, datetime] | None
 
 
 async def write_accesses(session: AsyncSession, accesses: Mapping[str, Accesses],
-                         merge: Callable[[str | None, Iterable[dict[str, datetime]]],
+                         merge: Callable[[str | None, Iterable[dict[str, str]]],
                                          list[dict[str, str]]]) -> None:
     """Store the accesses noted of tokens (id -> what was noted), where newer than what is
     stored; `merge` makes the stored addresses and the noted ones into the new list.
@@ -244,7 +273,9 @@ async def write_accesses(session: AsyncSession, accesses: Mapping[str, Accesses]
     connection = await session.connection()
     rows = (await connection.execute(_ACCESSED, {"ids": list(accesses)})).all()
     values = []
-    for token_id, stored_at, stored_ips, window, previous_at in rows:
+    for number, (token_id, stored_at, stored_ips, window, previous_at) in enumerate(rows):
+        if number % 250 == 249:
+            await asyncio.sleep(0)  # a chunk's merging is not one long stall of every request
         noted = accesses[token_id]
         at = noted.at if stored_at is None or as_utc(stored_at) < noted.at else stored_at
         ips = json.dumps(merge(stored_ips, (noted.ips,)), separators=(",", ":"))

@@ -17,7 +17,7 @@ from tokenhouse.tokens.auth import TokensManager
 from tokenhouse.tokens.models import ApiToken
 from tokenhouse.tokens.repository import RESOURCE
 from tokenhouse.tokens.schemas import TokenCreate, TokenOut, TokenRotate, TokenUpdate
-from tokenhouse.tokens.views import View, dynamic, middle, view_of
+from tokenhouse.tokens.views import View, spliced, view_of
 
 router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"])
 
@@ -47,8 +47,7 @@ def _answer(resources: Runtime, token: ApiToken, *, secret: str | None = None,
     """A token as changed by this request (rendered as its view is, never kept)."""
     now = utcnow()
     view = view_of(token, now)
-    body = view.whole.join(middle(dynamic(view, resources.last_access, now=now,
-                                          secret=secret)))
+    body = view.whole.join(spliced(view, resources.last_access, now=now, secret=secret))
     return Response(body, status_code=status_code, media_type="application/json",
                     headers=NO_STORE if secret is not None else None)
 
@@ -59,12 +58,26 @@ def _read(request: Request, resources: Runtime, view: View, secret: str | None) 
     raw_query = request.scope["query_string"]
     shape = paging.item_shape(paging.item_query(raw_query.decode("latin-1")), RESOURCE) \
         if raw_query else None
-    values = middle(dynamic(view, resources.last_access, secret=secret))
+    values = spliced(view, resources.last_access, secret=secret)
     headers = NO_STORE if secret is not None else None
     if shape is None:
         return Response(view.whole.join(values), media_type="application/json",
                         headers=headers)
     return JSONResponse(paging.item(view.body(values), shape, RESOURCE), headers=headers)
+
+
+# First of the routes: reading one token is the hot path (every client checks itself), and
+# routes are matched in order.
+@router.get("/{token_id:token_id}", response_model=TokenOut, summary="Get an API token")
+async def get_token(token_id: str, request: Request, actor: CurrentActor,
+                    resources: Resources) -> Response:
+    # The hot path: no unit of work (see service.read_token).
+    view = await service.read_token(sessions=resources.sessions, actor=actor,
+                                    token_id=token_id, views=resources.token_views)
+    # The secret is shown only to a caller that authenticated with this very token: it
+    # already holds the secret, and `mpt-cli accounts add` reads it back from here.
+    secret = _bearer_secret(request) if token_id == actor.token_id else None
+    return _read(request, resources, view, secret)
 
 
 @router.get("", response_model=ListOf[TokenOut], summary="List API tokens",
@@ -76,7 +89,7 @@ async def list_tokens(request: Request, session: Session, actor: TokensManager,
     items, total = await service.list_tokens(session=session, actor=actor, query=query,
                                              views=resources.token_views)
     now = utcnow()
-    values = [middle(dynamic(item.view, resources.last_access, accessed=item.accessed, now=now))
+    values = [spliced(item.view, resources.last_access, accessed=item.accessed, now=now)
               for item in items]
     if not query.select:  # the default shape: items as kept in memory
         return paging.encoded_page([item.view.item.join(value) for item, value in zip(
@@ -97,7 +110,7 @@ async def create_token(request: Request, session: Session, actor: TokensManager,
     return _answer(resources, token, secret=secret, status_code=201)
 
 
-# The self-service routes come before /{token_id}, which would take `self` for an id.
+# The self-service routes (`self` is no token id: see TokenId).
 @router.get("/self", response_model=TokenOut, summary="Get the API token that authenticates "
             "the request")
 async def get_self(request: Request, actor: CurrentActor, resources: Resources) -> Response:
@@ -126,18 +139,6 @@ async def delete_self(session: Session, actor: CurrentActor) -> Response:
                                     for_update=True)
     await service.delete_token(session=session, actor=actor, token=token, by_itself=True)
     return Response(status_code=204)
-
-
-@router.get("/{token_id:token_id}", response_model=TokenOut, summary="Get an API token")
-async def get_token(token_id: str, request: Request, actor: CurrentActor,
-                    resources: Resources) -> Response:
-    # The hot path: no unit of work (see service.read_token).
-    view = await service.read_token(sessions=resources.sessions, actor=actor,
-                                    token_id=token_id, views=resources.token_views)
-    # The secret is shown only to a caller that authenticated with this very token: it
-    # already holds the secret, and `mpt-cli accounts add` reads it back from here.
-    secret = _bearer_secret(request) if token_id == actor.token_id else None
-    return _read(request, resources, view, secret)
 
 
 @router.put("/{token_id:token_id}", response_model=TokenOut, summary="Change an API token",

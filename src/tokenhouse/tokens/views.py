@@ -21,6 +21,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from tokenhouse.kit import paging
@@ -28,8 +29,13 @@ from tokenhouse.kit.cache import TaggedCache
 from tokenhouse.kit.paging import encode_json
 from tokenhouse.kit.rql import parse_query
 from tokenhouse.kit.rql.shape import project
-from tokenhouse.kit.timeutil import as_utc, render, utcnow
-from tokenhouse.tokens.last_access import LastAccessRecorder, merged_addresses
+from tokenhouse.kit.timeutil import as_utc, render, stamp, utcnow
+from tokenhouse.tokens.last_access import (
+    LastAccessRecorder,
+    latest_access,
+    latest_previous_access,
+    merged_addresses,
+)
 from tokenhouse.tokens.lifecycle import grace_end, previous_until
 from tokenhouse.tokens.models import ApiToken, TokenStatus
 from tokenhouse.tokens.repository import RESOURCE
@@ -108,35 +114,52 @@ def view_of(token: ApiToken, now: datetime | None = None) -> View:
                 Split.of(project(body, LIST_ITEM)))
 
 
+def spliced(view: View, accesses: LastAccessRecorder | None, *,
+            accessed: Accessed | None = None, now: datetime | None = None,
+            secret: str | None = None) -> bytes:
+    """The values of DYNAMIC for `view`, as the bytes between a Split's head and tail: what
+    is stored (`accessed`: fresher stored values than the view's, from a page's own read)
+    and what `accesses` noted since (None: what is stored alone, for the command line). It
+    runs for every token of every answer: what is stored alone is encoded once and kept."""
+    stored = accessed or view.accessed
+    noted = accesses.noted(view.token_id) if accesses is not None else []
+    if noted:
+        last = latest_access(stored.last_access_at, noted)
+        ips = merged_addresses(stored.last_access_ips, [each.ips for each in noted])
+        # By hand: timestamps and canonical addresses need no JSON escaping.
+        part = (b'"lastAccessAt":' + (b'"' + stamp(last).encode() + b'"' if last else b"null")
+                + b',"lastAccessIps":[' + ",".join(
+                    f'{{"ip":"{address["ip"]}","at":"{address["at"]}"}}' for address in ips
+                ).encode() + b"]")
+    else:
+        part = _stored_part(stored.last_access_at, stored.last_access_ips)
+    until = None
+    if view.grace_end is not None:  # the clock is read only when there is a window to judge
+        until = previous_until(view.grace_end, view.expires_at, now or utcnow())
+    if until is None:
+        part += b',"previousSecret":null'
+    else:
+        used = latest_previous_access(stored.previous_last_access_at, view.grace_end, noted)
+        part += b',"previousSecret":' + encode_json({"expiresAt": render(until),
+                                                      "lastAccessAt": render(used)})
+    if secret is not None:
+        part += b',"token":' + encode_json(secret)
+    return part
+
+
+@lru_cache(maxsize=16_384)
+def _stored_part(last_access_at: datetime | None, last_access_ips: str | None) -> bytes:
+    return (b'"lastAccessAt":' + encode_json(render(last_access_at)) + b',"lastAccessIps":'
+            + encode_json(merged_addresses(last_access_ips, ())))
+
+
 def dynamic(view: View, accesses: LastAccessRecorder | None, *,
             accessed: Accessed | None = None, now: datetime | None = None,
             secret: str | None = None) -> dict[str, Any]:
-    """The values of DYNAMIC for `view`: what is stored (`accessed`: fresher stored values
-    than the view's, from a page's own read) and what `accesses` noted since (None: what
-    is stored alone, for the command line)."""
-    stored = accessed or view.accessed
-    now = now or utcnow()
-    if accesses is None:
-        last, ips = stored.last_access_at, merged_addresses(stored.last_access_ips, ())
-    else:
-        last = accesses.seen(view.token_id, stored.last_access_at)
-        ips = accesses.addresses(view.token_id, stored.last_access_ips)
-    values: dict[str, Any] = {"lastAccessAt": render(last), "lastAccessIps": ips,
-                              "previousSecret": None}
-    until = previous_until(view.grace_end, view.expires_at, now)
-    if until is not None:
-        used = stored.previous_last_access_at
-        if accesses is not None:
-            used = accesses.previous_seen(view.token_id, view.grace_end, used)
-        values["previousSecret"] = {"expiresAt": render(until), "lastAccessAt": render(used)}
-    if secret is not None:
-        values["token"] = secret
+    """`spliced` as a dict (for `render_token`)."""
+    values: dict[str, Any] = json.loads(b"{" + spliced(
+        view, accesses, accessed=accessed, now=now, secret=secret) + b"}")
     return values
-
-
-def middle(values: dict[str, Any]) -> bytes:
-    """`dynamic`'s values as the bytes between a Split's head and tail."""
-    return encode_json(values)[1:-1]
 
 
 class TokenViews(TaggedCache[View]):
