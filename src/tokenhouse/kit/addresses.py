@@ -197,8 +197,8 @@ def _key(address: str) -> tuple[int, int] | None:
     return parsed.version, int(parsed)
 
 
-class Allowlist:
-    """A token's allowlist, compiled: `allows(address)` costs a cached parse and a bisection."""
+class _Networks:
+    """Networks, kept canonical (`networks`) and compiled for look-ups (`_ranges`)."""
 
     __slots__ = ("networks", "_ranges")
 
@@ -206,6 +206,12 @@ class Allowlist:
         networks = tuple(networks)
         self.networks = tuple(str(network) for network in networks)
         self._ranges = _Ranges(networks)
+
+
+class Allowlist(_Networks):
+    """A token's allowlist, compiled: `allows(address)` costs a cached parse and a bisection."""
+
+    __slots__ = ()
 
     @classmethod
     def of(cls, stored: str | None) -> "Allowlist | None":
@@ -279,15 +285,10 @@ def _hop(entry: str) -> tuple[str, tuple[int, int]] | None:
     return str(address), (address.version, int(address))
 
 
-class TrustedProxies:
+class TrustedProxies(_Networks):
     """The proxies whose X-Forwarded-For is believed (TOKENHOUSE_TRUSTED_PROXIES)."""
 
-    __slots__ = ("networks", "_ranges")
-
-    def __init__(self, networks: Iterable[Network]):
-        networks = tuple(networks)
-        self.networks = tuple(str(network) for network in networks)
-        self._ranges = _Ranges(networks)
+    __slots__ = ()
 
     @classmethod
     def parse(cls, setting: str) -> "TrustedProxies":

@@ -66,6 +66,22 @@ export function selectField({ label, name, options = [], value = "", hint = null
   return { wrap, select, setOptions, ...wireError(select, wrap, hintId) };
 }
 
+/** setError/clearError of a fieldset whose error paragraph is `error`. */
+function fieldsetError(fieldset, error) {
+  return {
+    setError(message) {
+      error.textContent = message;
+      error.hidden = false;
+      fieldset.setAttribute("aria-invalid", "true");
+    },
+    clearError() {
+      error.hidden = true;
+      error.textContent = "";
+      fieldset.removeAttribute("aria-invalid");
+    },
+  };
+}
+
 /**
  * Checkboxes for modules: [{id, name, description}], `selected` a Set of ids.
  * Returns {wrap, selected(): string[], setError, clearError, focus()}.
@@ -101,16 +117,7 @@ export function moduleChecklist({ modules, selected, legend, hint = null }) {
   return {
     wrap,
     selected: () => boxes.filter((b) => b.checked).map((b) => b.value),
-    setError(message) {
-      error.textContent = message;
-      error.hidden = false;
-      fieldset.setAttribute("aria-invalid", "true");
-    },
-    clearError() {
-      error.hidden = true;
-      error.textContent = "";
-      fieldset.removeAttribute("aria-invalid");
-    },
+    ...fieldsetError(fieldset, error),
     focus() {
       (boxes.find((b) => b.checked) || boxes[0] || selectAll).focus();
     },
@@ -150,16 +157,7 @@ export function choiceField({ legend, name, options, value, hint = null, extraCl
     onChange(fn) {
       for (const r of radios) r.addEventListener("change", () => fn(r.value));
     },
-    setError(message) {
-      error.textContent = message;
-      error.hidden = false;
-      fieldset.setAttribute("aria-invalid", "true");
-    },
-    clearError() {
-      error.hidden = true;
-      error.textContent = "";
-      fieldset.removeAttribute("aria-invalid");
-    },
+    ...fieldsetError(fieldset, error),
     focus() {
       (radios.find((r) => r.checked) || radios[0]).focus();
     },
