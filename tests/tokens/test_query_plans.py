@@ -13,8 +13,8 @@ from sqlalchemy import insert, text
 
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit.repository import scope_params
-from tokenhouse.kit.timeutil import utcnow
 from tokenhouse.kit.rql import parse_query
+from tokenhouse.kit.timeutil import utcnow
 from tokenhouse.models import Account, ApiToken
 from tokenhouse.tokens.repository import list_statements
 
