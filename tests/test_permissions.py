@@ -111,6 +111,11 @@ MATRIX = (
     Operation("POST", f"{V1}/api-tokens/{{token_id}}/revoke-previous-secret",
               row(no_module=403, itself=403, owner=409, other_tenant=404, operations=409),
               body=lambda world: {}, bad_body={"unexpected": True}),
+    # The platform's services only: an Operations token with Access Management.
+    Operation("POST", f"{V1}/api-tokens/introspect",
+              row(no_module=403, itself=403, owner=403, other_tenant=403, operations=200),
+              body=lambda world: {"token": world.tokens["owner"].secret},
+              bad_body={"token": 7}),
     # The self-service routes address the caller's own token: any valid token, no module.
     Operation("GET", f"{V1}/api-tokens/self", anyone(200), bad_query=ITEM_QUERY),
     Operation("POST", f"{V1}/api-tokens/self/rotate", anyone(200),

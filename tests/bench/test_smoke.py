@@ -22,7 +22,7 @@ from tests.databases import BACKENDS, PG_ADMIN_DSN
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RUN = ROOT / "bench" / "run.py"
-SCENARIOS = {"healthz", "read", "list", "create", "read-cold", "read-mix"}
+SCENARIOS = {"healthz", "read", "introspect", "list", "create", "read-cold", "read-mix"}
 MIX_PHASES = ["0-1s", "1-2s", "2-3s"]  # smoke's read-mix windows
 TIMEOUT = 600
 
@@ -101,7 +101,8 @@ def test_smoke_run_measures_every_scenario(backend: str, wrk: str, tmp_path: Pat
     assert transfer["export"]["lines"] >= data["accounts"] + data["tokens"]
 
     assert {t["target"] for t in report["targets"]["results"]} >= {
-        "read: p99", "list: p99", "create: throughput", "peak RSS per worker",
+        "read: p99", "introspect: throughput vs baseline", "introspect: p99", "list: p99",
+        "create: throughput", "peak RSS per worker",
         "read-cold: throughput vs baseline", "read-cold: p99", "read-mix: first window vs warm",
         "import: time", "import: peak RSS", "export: time", "export: peak RSS"}
     # The table is printed too.

@@ -242,6 +242,12 @@ def _compiled(stored: str) -> Allowlist:
     return Allowlist(networks)
 
 
+def canonical_address(text: str) -> str | None:
+    """An address as a client reports it (IPv4 or IPv6, no network, no zone), canonical, or
+    None when it is none (introspection's `clientIp`)."""
+    return _peer(text) if "%" not in text else None
+
+
 @lru_cache(maxsize=_CACHED_ADDRESSES)
 def _peer(peer: str | None) -> str | None:
     """The canonical address of the socket's peer. A zone id (`fe80::1%eth0`, a link-local

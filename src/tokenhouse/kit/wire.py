@@ -3,6 +3,7 @@
 import json
 import re
 from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qsl
 
 from fastapi import Request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
@@ -153,6 +154,29 @@ class Body:
                 "application/json.")
         return parse_json(self._raw)
 
+    def form(self) -> dict[str, str]:
+        """An `application/x-www-form-urlencoded` body's fields (413 past the limit, 400 for
+        a field given twice or text that is not UTF-8)."""
+        if self._limit is not None:
+            raise PayloadTooLarge(f"The request body is larger than {self._limit} bytes.")
+        try:
+            pairs = parse_qsl(self._raw.decode("utf-8"), keep_blank_values=True,
+                              errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            raise BadRequest("The form body is not valid UTF-8.",
+                             errors={"body": ["Not valid UTF-8."]}) from None
+        fields: dict[str, str] = {}
+        for name, value in pairs:
+            if name in fields:
+                raise ValidationFailed({name: ["Given more than once."]})
+            fields[name] = value
+        return fields
+
+    @property
+    def kind(self) -> str:
+        """The body's media type (lower case, without parameters)."""
+        return self._kind
+
     def empty(self) -> None:
         """Actions such as enable and disable take no body; an empty JSON object is
         tolerated."""
@@ -267,7 +291,8 @@ def validate[M: BaseModel](model: type[M], data: Any) -> M:
         raise ValidationFailed(errors, detail) from None
 
 
-def body_doc(model: type[BaseModel], *, multipart_part: str | None = None) -> dict[str, Any]:
+def body_doc(model: type[BaseModel], *, multipart_part: str | None = None,
+             form: bool = False) -> dict[str, Any]:
     """`openapi_extra` documenting a body that the route reads itself (see `read_json`).
 
     Routes read bodies themselves, not through FastAPI's parameters, so that authorization
@@ -275,6 +300,8 @@ def body_doc(model: type[BaseModel], *, multipart_part: str | None = None) -> di
     """
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
     content: dict[str, Any] = {"application/json": {"schema": ref}}
+    if form:  # the same fields, form-encoded (RFC 7662)
+        content["application/x-www-form-urlencoded"] = {"schema": ref}
     if multipart_part:
         content["multipart/form-data"] = {"schema": {
             "type": "object",

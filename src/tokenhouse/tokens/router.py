@@ -8,26 +8,35 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit import paging
+from tokenhouse.kit.addresses import canonical_address
 from tokenhouse.kit.db import Session, reading
+from tokenhouse.kit.problems import ValidationFailed
 from tokenhouse.kit.timeutil import utcnow
 from tokenhouse.kit.wire import Body, ListOf, body_doc, read_body, read_json, validate
 from tokenhouse.runtime import Resources, Runtime
 from tokenhouse.tokens import service
-from tokenhouse.tokens.auth import TokensManager
+from tokenhouse.tokens.auth import Introspector, TokensManager
 from tokenhouse.tokens.models import ApiToken
 from tokenhouse.tokens.repository import RESOURCE
-from tokenhouse.tokens.schemas import TokenCreate, TokenOut, TokenRotate, TokenUpdate
+from tokenhouse.tokens.schemas import (
+    IntrospectionOut,
+    IntrospectionRequest,
+    TokenCreate,
+    TokenOut,
+    TokenRotate,
+    TokenUpdate,
+)
 from tokenhouse.tokens.views import View, spliced, view_of
 
 router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"])
 
 
 class TokenId(Convertor[str]):
-    """A token id in a path: any segment but `self`, which names the self-service routes.
-    Without it `PUT .../self` reached the PUT of `{token_id}` (a 404 for a token "self"), and
-    a 405 named PUT among the methods of `.../self`."""
+    """A token id in a path: any segment but `self` and `introspect`, which name routes of
+    their own. Without it `PUT .../self` reached the PUT of `{token_id}` (a 404 for a token
+    "self"), and a 405 named PUT among the methods of `.../self`."""
 
-    regex = r"(?!self(?:/|$))[^/]+"
+    regex = r"(?!(?:self|introspect)(?:/|$))[^/]+"
 
     def convert(self, value: str) -> str:
         return value
@@ -108,6 +117,30 @@ async def create_token(request: Request, session: Session, actor: TokensManager,
                                                catalog=resources.modules,
                                                policy=resources.policy)
     return _answer(resources, token, secret=secret, status_code=201)
+
+
+@router.post("/introspect", response_model=IntrospectionOut,
+             summary="Introspect a token (RFC 7662), for the platform's services",
+             openapi_extra=body_doc(IntrospectionRequest, form=True))
+async def introspect(request: Request, actor: Introspector, resources: Resources) -> Response:
+    """Who is this bearer, and may it go on: the token's claims, or exactly
+    `{"active": false}` whatever the reason."""
+    body = await read_body(request)
+    if body.kind == "application/x-www-form-urlencoded":
+        data = validate(IntrospectionRequest, body.form())
+    else:
+        data = validate(IntrospectionRequest, body.json())
+    address = None
+    if data.client_ip is not None:
+        address = canonical_address(data.client_ip)
+        if address is None:
+            raise ValidationFailed({"clientIp": [f"{data.client_ip!r} is not an IP address."]})
+    answer = await service.introspect(
+        actor=actor, secret=data.token, address=address, engine=resources.engine,
+        key=resources.hmac_key, sessions=resources.sessions,
+        credentials=resources.credentials, views=resources.token_views,
+        accesses=resources.last_access)
+    return Response(answer, media_type="application/json", headers=NO_STORE)
 
 
 # The self-service routes (`self` is no token id: see TokenId).

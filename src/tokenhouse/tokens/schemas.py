@@ -3,7 +3,15 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, Field, StrictBool, StrictInt, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+)
 
 from tokenhouse.accounts.schemas import AccountSummary, render_account
 from tokenhouse.kit.addresses import MAX_NETWORKS, from_stored
@@ -144,3 +152,49 @@ def render_token(token: ApiToken, *, now: datetime,
     body["audit"] = token.render_audit()
     body["revision"] = token.revision
     return body
+
+
+class IntrospectionRequest(WireIn):
+    """What introspection is asked (RFC 7662): JSON, or the form fields of the same names."""
+
+    token: str = Field(max_length=1024, description="The secret to check.")
+    client_ip: str | None = Field(
+        default=None, max_length=64,
+        description="The address the secret was presented from: a token with an IP "
+                    "allowlist is active only when this is given and allowed.")
+    token_type_hint: Any = Field(default=None, description="RFC 7662's hint; ignored.")
+
+
+class IntrospectedAccount(BaseModel):
+    id: str
+    name: str
+    type: str
+
+
+class IntrospectedModule(BaseModel):
+    id: str
+    name: str
+
+
+class IntrospectedToken(BaseModel):
+    id: str
+    name: str
+    account: IntrospectedAccount
+    modules: list[IntrospectedModule]
+
+
+class IntrospectionOut(BaseModel):
+    """RFC 7662's answer. Inactive: exactly `{"active": false}`, whatever the reason."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    active: bool
+    token_type: str | None = Field(default=None, description="`api_token`.")
+    jti: str | None = Field(default=None, description="The token's id.")
+    sub: str | None = Field(default=None, description="The token's account.")
+    scope: str | None = Field(default=None, description="The token's module ids, space "
+                              "separated.")
+    iat: int | None = Field(default=None, description="When its secret was issued (Unix "
+                            "time).")
+    exp: int | None = Field(default=None, description="When the secret stops working (Unix "
+                            "time); left out when it does not expire.")
+    api_token: IntrospectedToken | None = Field(default=None, alias="apiToken")

@@ -9,21 +9,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tokenhouse.accounts import repository as accounts
 from tokenhouse.auth.actor import Actor
+from tokenhouse.auth.cache import CredentialCache
+from tokenhouse.auth.service import authenticate
 from tokenhouse.kit import crypto, ids
 from tokenhouse.kit.addresses import canonical_allowlist, to_stored
 from tokenhouse.kit.db import read_only
-from tokenhouse.kit.problems import Conflict, Forbidden, NotFound, ValidationFailed
+from tokenhouse.kit.problems import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+)
 from tokenhouse.kit.repository import transient
 from tokenhouse.kit.rql import Query
 from tokenhouse.kit.timeutil import as_utc, render, utcnow
 from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.modules.service import grantable
 from tokenhouse.tokens import repository
-from tokenhouse.tokens.auth import MANAGE
+from tokenhouse.tokens.auth import INTROSPECT, MANAGE
+from tokenhouse.tokens.last_access import LastAccessRecorder
 from tokenhouse.tokens.lifecycle import (
     Policy,
     end_grace,
@@ -34,7 +43,7 @@ from tokenhouse.tokens.lifecycle import (
 from tokenhouse.tokens.models import ApiToken, TokenStatus
 from tokenhouse.tokens.repository import PageRow
 from tokenhouse.tokens.schemas import TokenCreate, TokenRotate, TokenUpdate
-from tokenhouse.tokens.views import Accessed, TokenViews, View, view_of
+from tokenhouse.tokens.views import Accessed, TokenViews, View, introspection, view_of
 
 ID_ATTEMPTS = 8
 # The latest expiry a computed lifetime may reach (datetime's own limit, in UTC).
@@ -109,6 +118,34 @@ async def read_token(*, sessions: async_sessionmaker[AsyncSession], actor: Actor
     # for an id that does not exist, and that difference tells another tenant which ids do.
     # No closure here (its cells would be made on every call, hits too).
     return await views.load(token_id, partial(_read_view, sessions, actor, token_id))
+
+
+# Whatever the reason (unknown, malformed, Disabled, Deleted, expired, another network, a
+# Disabled account): the answer never says why (RFC 7662).
+INACTIVE = b'{"active":false}'
+
+
+async def introspect(*, actor: Actor, secret: str, address: str | None, engine: AsyncEngine,
+                     key: bytes, sessions: async_sessionmaker[AsyncSession],
+                     credentials: CredentialCache, views: TokenViews,
+                     accesses: LastAccessRecorder) -> bytes:
+    """RFC 7662 for the platform's services: the claims of the token behind `secret`, as
+    presented from `address` (None: not said, and then no token with an IP allowlist is
+    active), or INACTIVE. Answered from memory in the common case, by the same rules and
+    caches as authentication; an active answer counts as a use of the token."""
+    INTROSPECT.check(actor)
+    try:
+        subject = await authenticate(engine=engine, secret=secret, key=key, cache=credentials,
+                                     views=views, sessions=sessions, address=address)
+    except (Unauthorized, Forbidden):
+        return INACTIVE
+    assert subject.token_id is not None  # a secret is always a token's
+    view = subject.own_view or views.get(subject.token_id)
+    if view is None:  # the credential was in memory, its view no longer
+        view = await views.load(subject.token_id, partial(
+            _read_view, sessions, actor, subject.token_id))
+    accesses.touch(subject.token_id, address, subject.window)
+    return introspection(view, subject.valid_until)
 
 
 async def _views_of(session: AsyncSession, actor: Actor, token_ids: list[str]

@@ -94,6 +94,9 @@ class View:
     stale_from: float | None
     whole: Split
     item: Split
+    # Its introspection answer (RFC 7662), split where `exp` goes: it is the presented
+    # secret's (a replaced secret stops before the token does).
+    claims: Split
 
     def body(self, middle: bytes) -> dict[str, Any]:
         """The representation as a dict, for `select` (the slow path)."""
@@ -111,7 +114,27 @@ def view_of(token: ApiToken, now: datetime | None = None) -> View:
             stale_from = expiry.timestamp()
     return View(token.id, token.account_id, token.status, token.revision, token.expires_at,
                 grace_end(token), Accessed.of(token), stale_from, Split.of(body),
-                Split.of(project(body, LIST_ITEM)))
+                Split.of(project(body, LIST_ITEM)), _claims(token))
+
+
+def _claims(token: ApiToken) -> Split:
+    issued = as_utc(token.rotated_at or token.created_at)
+    head = {"active": True, "token_type": "api_token", "jti": token.id,
+            "sub": token.account_id, "scope": " ".join(module.id for module in token.modules),
+            "iat": int(issued.timestamp())}
+    tail = {"apiToken": {
+        "id": token.id, "name": token.name,
+        "account": {"id": token.account.id, "name": token.account.name,
+                    "type": token.account.type},
+        "modules": [{"id": module.id, "name": module.name} for module in token.modules]}}
+    return Split(encode_json(head)[:-1], b"," + encode_json(tail)[1:])
+
+
+def introspection(view: View, until: float | None) -> bytes:
+    """The answer for an active secret of `view`'s token that stops at `until` (time.time(),
+    None: never)."""
+    exp = b',"exp":' + str(int(until)).encode() if until is not None else b""
+    return view.claims.head + exp + view.claims.tail
 
 
 def spliced(view: View, accesses: LastAccessRecorder | None, *,
