@@ -227,6 +227,25 @@ def test_a_rotation_without_grace_stops_the_old_secret_everywhere(servers: Serve
     assert status(servers.b, rotated["token"]) == 200
 
 
+def test_an_introspection_through_the_other_process_sees_a_rotation_within_a_second(
+        servers: Servers) -> None:
+    """Introspection (issue 12) answers from the caches of authentication: a change made
+    through A reaches B's answers as it reaches B's authentication."""
+    token = new_token(servers)
+
+    def active(secret: str) -> bool:
+        with admin(servers, servers.b) as client:
+            answer = client.post(f"{TOKENS}/introspect", json={"token": secret})
+        assert answer.status_code == 200, answer.text
+        return bool(answer.json()["active"])
+
+    assert active(token["token"]) and active(token["token"])  # B holds it in memory
+    rotated = rotate(servers, token, gracePeriodSeconds=0)
+    assert within(PROPAGATION, lambda: not active(token["token"])), \
+        "server B's introspection still finds the replaced secret active after 1 s"
+    assert active(rotated["token"])
+
+
 # -- last access -----------------------------------------------------------------------------
 
 def test_uses_of_each_secret_through_one_process_show_in_the_others_read(
