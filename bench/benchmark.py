@@ -235,7 +235,8 @@ class Benchmark:
             server.stop()
 
     def warm_then_measure(self, served: Served, scenario: Scenario) -> None:
-        """The warm-up (rounds for read), then one measured run at each connection count."""
+        """The warm-up (rounds for read and introspect), then one measured run at each
+        connection count."""
         mode, args = self.mode, self.args
         if scenario.warmup == "rounds":
             seconds, rounds = max(mode.warmup, mode.read_warmup), mode.read_warmup > 1

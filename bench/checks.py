@@ -5,13 +5,14 @@ that a set-up mistake fails there with its answer rather than as a column of err
 from __future__ import annotations
 
 import json
+import secrets
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 from bench import BenchError
-from bench.scenarios import ACCESS_MANAGEMENT, LIST_QUERY, TOKENS_PATH, Scenario
+from bench.scenarios import ACCESS_MANAGEMENT, INTROSPECT_PATH, LIST_QUERY, TOKENS_PATH, Scenario
 
 
 def http(method: str, url: str, *, secret: str | None = None, body: Any = None,
@@ -51,6 +52,32 @@ def make_client_token(base_url: str, admin_secret: str, account: str) -> str:
     return secret
 
 
+def introspect_check(base_url: str, credentials: Credentials) -> tuple[int, Any]:
+    """The introspect scenario's request for a known (Active) secret must say it is active,
+    and the same token id with a wrong secret must say it is not: the scenario's answers are
+    all 200, so without this an endpoint answering {"active": false} to everything, or
+    {"active": true}, would give a fast figure that means nothing."""
+    url = f"{base_url}{INTROSPECT_PATH}"
+    token_id = credentials.known.split(":")[1]
+    answer = http("POST", url, secret=credentials.admin, body={"token": credentials.known})
+    status, body = answer
+    if status != 200:
+        return answer
+    # Errors show the answer, never the secret asked about.
+    if not isinstance(body, dict) or body.get("active") is not True:
+        raise BenchError(f"scenario introspect: a known Active token was answered "
+                         f"{str(body)[:1000]}, not active")
+    if body.get("jti", token_id) != token_id:  # RFC 7662's jti: the token's id
+        raise BenchError(f"scenario introspect: the answer is about another token: "
+                         f"{str(body)[:1000]}")
+    wrong = f"idt:{token_id}:{secrets.token_urlsafe(32)}"
+    status, body = http("POST", url, secret=credentials.admin, body={"token": wrong})
+    if status != 200 or body != {"active": False}:
+        raise BenchError(f"scenario introspect: a wrong secret of a known token was answered "
+                         f"{status} {str(body)[:1000]}, not 200 {{\"active\": false}}")
+    return answer
+
+
 def check(scenario: Scenario, base_url: str, credentials: Credentials) -> None:
     """One request as the scenario sends them; its status, and what its answer must hold."""
     if scenario.name == "healthz":
@@ -62,6 +89,8 @@ def check(scenario: Scenario, base_url: str, credentials: Credentials) -> None:
         if answer[0] == 200 and answer[1].get("id") != token_id:
             raise BenchError(f"scenario {scenario.name}: read another token: "
                              f"{str(answer[1])[:1000]}")
+    elif scenario.name == "introspect":
+        answer = introspect_check(base_url, credentials)
     elif scenario.name == "list":
         answer = http("GET", f"{base_url}{TOKENS_PATH}?{LIST_QUERY}", secret=credentials.client)
         if answer[0] == 200 and (not answer[1]["data"] or any(

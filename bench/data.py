@@ -26,7 +26,7 @@ STATUSES = (("Active", 0.80), ("Disabled", 0.12), ("Deleted", 0.08))
 @dataclass
 class Dataset:
     import_file: Path
-    secrets_file: Path       # the known secrets, one a line (read, read-cold)
+    secrets_file: Path       # the known secrets, one a line (read, introspect, read-cold)
     mix_secrets_file: Path   # read-mix's secrets, one a line, most popular first
     accounts_file: Path      # Client account ids, one a line (create makes tokens there)
     showcase_account: str    # the Client account of scenario list

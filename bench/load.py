@@ -69,8 +69,9 @@ def warm_up(load: Callable[[int], dict[str, Any]], seconds: int, *, rounds: bool
             log: Callable[[str], None]) -> list[float]:
     """Load before measuring (`load(seconds)` runs wrk); returns the req/s of each round.
     With `rounds`, rounds of `seconds` go on until one is within 5% of the one before (at
-    most MAX_WARMUP_ROUNDS): scenario read is measured once every worker holds the 10,000
-    credentials it is drawn from, however long filling them takes on this machine."""
+    most MAX_WARMUP_ROUNDS): scenarios read and introspect are measured once every worker
+    holds the 10,000 credentials they draw from, however long filling them takes on this
+    machine."""
     rates: list[float] = []
     while True:
         result = load(seconds)

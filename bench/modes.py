@@ -10,12 +10,13 @@ class Mode:
     name: str
     accounts: int
     tokens: int
-    known: int         # tokens whose secrets scenarios read and read-cold draw from (uniformly)
+    known: int         # tokens whose secrets read, introspect and read-cold draw from (uniformly)
     mix_tokens: int    # tokens whose secrets read-mix draws from (Zipf); Active ones only
     duration: int      # seconds per measured run (wrk takes whole seconds)
     warmup: int        # seconds of warm-up per scenario, before its first measured run
-    # Scenario read measures the common path, a credential (and token) each worker has seen:
-    # it warms up in rounds of this many seconds until its rate stops rising (load.warm_up).
+    # Scenarios read and introspect measure the common path, a credential (and token) each
+    # worker has seen: they warm up in rounds of this many seconds until the rate stops
+    # rising (load.warm_up).
     read_warmup: int = 0
     # read-mix: consecutive wrk runs from a fresh server, no warm-up. The first is "the first
     # 10 s", the last "after 60 s" (the warm rate); the ones between keep the load on.

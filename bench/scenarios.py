@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 TOKENS_PATH = "/public/v1/accounts/api-tokens"
+INTROSPECT_PATH = f"{TOKENS_PATH}/introspect"
 LIST_QUERY = "eq(status,Active)&order=-audit.created.at&limit=10"
 ACCESS_MANAGEMENT = "MOD-1732"
 ZIPF_S = 1.1  # read-mix: the popularity of the token of rank k is proportional to k^-s
@@ -46,6 +47,8 @@ SCENARIOS = [
     Scenario("healthz", "GET /healthz (baseline, no I/O)", "healthz.lua", "/healthz", 200),
     Scenario("read", "GET api-tokens/{id}, random token reads itself", "read_self.lua",
              TOKENS_PATH, 200, warmup="rounds"),
+    Scenario("introspect", "POST api-tokens/introspect, admin checks a random known token",
+             "introspect.lua", INTROSPECT_PATH, 200, warmup="rounds"),
     Scenario("list", "GET api-tokens?eq(status,Active)&order=-created&limit=10 (Client)",
              "list_own.lua", f"{TOKENS_PATH}?{LIST_QUERY}", 200),
     Scenario("create", "POST api-tokens (admin, random Client account)", "create.lua",
