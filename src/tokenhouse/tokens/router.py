@@ -1,11 +1,12 @@
 """HTTP routes of /public/v1/accounts/api-tokens: parse, call the service, shape."""
 
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.convertors import Convertor, register_url_convertor
 
+from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit import paging
 from tokenhouse.kit.addresses import canonical_address
@@ -201,23 +202,13 @@ async def delete_token(token_id: str, session: Session, actor: TokensManager) ->
              summary="Disable an API token")
 async def disable_token(token_id: str, request: Request, session: Session,
                         actor: TokensManager, resources: Resources) -> Response:
-    body = await read_body(request)  # before the writer, as in update_token
-    token = await service.get_token(session=session, actor=actor, token_id=token_id,
-                                    for_update=True)
-    body.empty()
-    token = await service.disable_token(session=session, actor=actor, token=token)
-    return _answer(resources, token)
+    return await _act(request, session, actor, resources, token_id, service.disable_token)
 
 
 @router.post("/{token_id:token_id}/enable", response_model=TokenOut, summary="Enable an API token")
 async def enable_token(token_id: str, request: Request, session: Session,
                        actor: TokensManager, resources: Resources) -> Response:
-    body = await read_body(request)  # before the writer, as in update_token
-    token = await service.get_token(session=session, actor=actor, token_id=token_id,
-                                    for_update=True)
-    body.empty()
-    token = await service.enable_token(session=session, actor=actor, token=token)
-    return _answer(resources, token)
+    return await _act(request, session, actor, resources, token_id, service.enable_token)
 
 
 @router.post("/{token_id:token_id}/rotate", response_model=TokenOut,
@@ -232,15 +223,21 @@ async def rotate_token(token_id: str, request: Request, session: Session,
              summary="End the grace window of the secret a rotation replaced")
 async def revoke_previous_secret(token_id: str, request: Request, session: Session,
                                  actor: TokensManager, resources: Resources) -> Response:
+    return await _act(request, session, actor, resources, token_id,
+                      service.revoke_previous_secret)
+
+
+async def _act(request: Request, session: Session, actor: Actor, resources: Runtime,
+               token_id: str, action: Callable[..., Awaitable[ApiToken]]) -> Response:
+    """An action without a body (`{}` tolerated) on a token read for update."""
     body = await read_body(request)  # before the writer, as in update_token
     token = await service.get_token(session=session, actor=actor, token_id=token_id,
                                     for_update=True)
     body.empty()
-    token = await service.revoke_previous_secret(session=session, actor=actor, token=token)
-    return _answer(resources, token)
+    return _answer(resources, await action(session=session, actor=actor, token=token))
 
 
-async def _rotate(request: Request, session: Session, actor: Any, resources: Runtime,
+async def _rotate(request: Request, session: Session, actor: Actor, resources: Runtime,
                   token_id: str, *, by_itself: bool) -> Response:
     body: Body = await read_body(request)  # before the writer, as in update_token
     token = await service.get_token(session=session, actor=actor, token_id=token_id,
