@@ -13,14 +13,13 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import delete
 
 from tests.databases import BACKENDS, create_pg_database, drop_pg_database, pg_url
 from tests.factories import Factory
+from tests.helpers import empty_store
 from tokenhouse.app import create_app
 from tokenhouse.kit.migrate import upgrade
 from tokenhouse.kit.settings import Settings
-from tokenhouse.models import Account, AccountIcon, ApiToken, UserGroup, token_modules
 
 TEST_KEY = "test-key-" + "k" * 40
 
@@ -70,9 +69,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the running app; the database is emptied (but for the module
     catalog) before each test."""
     async with app.state.runtime.sessions() as session:
-        for statement in (delete(token_modules), delete(ApiToken), delete(UserGroup),
-                          delete(AccountIcon), delete(Account)):
-            await session.execute(statement)
+        await empty_store(session)
         await session.commit()
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://tokenhouse.test") as c:

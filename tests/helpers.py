@@ -8,9 +8,11 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import event
+from sqlalchemy import delete, event, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenhouse.kit.direct import DirectSelect
+from tokenhouse.models import Account, AccountIcon, ApiToken, UserGroup, token_modules
 
 V1 = "/public/v1/accounts"
 TOKENS = f"{V1}/api-tokens"
@@ -63,3 +65,16 @@ def database_use(app: FastAPI) -> Iterator[list[str]]:
     finally:
         DirectSelect.rows = direct  # type: ignore[method-assign]
         event.remove(engine, "before_cursor_execute", record)
+
+
+async def empty_store(session: AsyncSession) -> None:
+    """Delete every account and token (the module catalog stays), in `session`'s unit of work.
+
+    On PostgreSQL the tokens' table is locked first: the app's background flush of accesses
+    locks token rows in id order across two statements, a whole-table DELETE locks them in
+    its scan order, and the two deadlocked (CI, 2026-11-30)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("LOCK TABLE api_tokens IN EXCLUSIVE MODE"))
+    for table in (token_modules, ApiToken.__table__, UserGroup.__table__,
+                  AccountIcon.__table__, Account.__table__):
+        await session.execute(delete(table))

@@ -101,3 +101,21 @@ def test_only_addresses_and_times_of_the_expected_form_are_shown() -> None:
     heard = recorder()
     heard.heard(Seen('TKN-1=1@1.2.3.4"!2'))
     assert heard.addresses("TKN-1", None) == []
+
+
+def test_a_deadlock_is_an_expected_failure_of_a_flush() -> None:
+    """PostgreSQL fails one side of a deadlock (40P01): the flush logs one line and retries
+    next round, as for an outage, not a traceback."""
+    import asyncpg
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+    from sqlalchemy.exc import DBAPIError
+
+    from tokenhouse.tokens.last_access import _deadlock
+
+    def wrapped(error: Exception) -> DBAPIError:
+        return DBAPIError("UPDATE api_tokens ...", None,
+                          AsyncAdapt_asyncpg_dbapi.Error(str(error), error))
+
+    assert _deadlock(wrapped(asyncpg.exceptions.DeadlockDetectedError("deadlock detected")))
+    assert not _deadlock(wrapped(asyncpg.exceptions.UniqueViolationError("duplicate")))
+    assert not _deadlock(ValueError("no database error"))

@@ -7,7 +7,7 @@ import pytest
 import time_machine
 
 from tests.factories import Factory
-from tests.helpers import TOKENS, problem
+from tests.helpers import TOKENS, empty_store, problem
 from tests.tokens.conftest import Connect
 from tests.tokens.test_allowlist import listed
 from tests.tokens.test_expiry import bearer, make, now, stamp
@@ -133,9 +133,6 @@ async def test_export_import_keeps_expiry_and_allowlist(client, factory: Factory
                                                        ) -> None:
     from contextlib import aclosing
 
-    from sqlalchemy import delete
-
-    from tokenhouse.models import Account, AccountIcon, ApiToken, UserGroup, token_modules
     from tokenhouse.transfer.service import export_lines, import_lines
 
     admin = await factory.admin()
@@ -146,9 +143,7 @@ async def test_export_import_keeps_expiry_and_allowlist(client, factory: Factory
     async with sessions() as session, aclosing(export_lines(session=session)) as lines:
         exported = [line async for line in lines]
     async with sessions() as session:
-        for statement in (delete(token_modules), delete(ApiToken), delete(UserGroup),
-                          delete(AccountIcon), delete(Account)):
-            await session.execute(statement)
+        await empty_store(session)
         await import_lines(session=session, lines=exported)
         await session.commit()
     async with from_address("203.0.113.9") as far:

@@ -24,13 +24,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text
 
 from tests.factories import Factory
-from tests.helpers import TOKENS
+from tests.helpers import TOKENS, empty_store
 from tokenhouse.kit.crypto import hash_secret, new_secret
 from tokenhouse.kit.timeutil import render, utcnow
-from tokenhouse.models import Account, AccountIcon, ApiToken, UserGroup, token_modules
+from tokenhouse.models import ApiToken
 from tokenhouse.transfer import service
 from tokenhouse.transfer.service import ImportFailed, export_lines, import_lines, read_chunks
 
@@ -77,9 +77,7 @@ class Secrets:
 async def wipe(app: FastAPI) -> None:
     """Empty the store (the module catalog stays), through the app: its caches hear it."""
     async with app.state.runtime.sessions() as session:
-        for statement in (delete(token_modules), delete(ApiToken), delete(UserGroup),
-                          delete(AccountIcon), delete(Account)):
-            await session.execute(statement)
+        await empty_store(session)
         await session.commit()
 
 

@@ -27,11 +27,12 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import selectinload
 
+from tests.helpers import empty_store
 from tokenhouse.accounts.schemas import render_account
 from tokenhouse.kit import invalidation
 from tokenhouse.kit.db import session_factory, writer_of
 from tokenhouse.kit.timeutil import render, utcnow
-from tokenhouse.models import Account, AccountIcon, ApiToken, UserGroup, token_modules
+from tokenhouse.models import Account, ApiToken, token_modules
 from tokenhouse.modules.models import Module
 from tokenhouse.modules.schemas import render_module
 from tokenhouse.tokens.last_access import LastAccessRecorder
@@ -54,9 +55,7 @@ MODULES = ["MOD-1732", "MOD-2846", "MOD-3419", "MOD-4588", "MOD-5907"]
 async def empty(engine: AsyncEngine) -> AsyncEngine:
     """The engine, its store holding nothing but the module catalog."""
     async with session_factory(engine)() as session:
-        for statement in (delete(token_modules), delete(ApiToken), delete(UserGroup),
-                          delete(AccountIcon), delete(Account)):
-            await session.execute(statement)
+        await empty_store(session)
         await session.commit()
     return engine
 
@@ -219,8 +218,7 @@ async def test_references_to_an_earlier_chunk_and_to_nothing(empty: AsyncEngine)
                                                                          "MOD-1732"}
     finally:
         async with session_factory(empty)() as session:
-            await session.execute(delete(token_modules))
-            await session.execute(delete(ApiToken))
+            await empty_store(session)
             await session.execute(delete(Module).where(Module.id == "MOD-7150"))
             await session.commit()
 
@@ -270,9 +268,7 @@ async def test_export_import_export_is_byte_identical(empty: AsyncEngine, bulk: 
     kinds = [line[7:11] for line in first.splitlines()]
     assert (kinds.count("ACC-"), kinds.count("TKN-")) == (4, 40)
     async with session_factory(empty)() as session:
-        for statement in (delete(token_modules), delete(ApiToken), delete(UserGroup),
-                          delete(Account)):
-            await session.execute(statement)
+        await empty_store(session)
         await session.commit()
     await run_import(empty, first.splitlines(), **options)
     assert await export(empty) == first

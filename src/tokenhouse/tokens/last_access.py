@@ -148,7 +148,7 @@ class LastAccessRecorder:
                 await self.flush()
             except Exception as exc:
                 # Kept for the next round (see flush); a database hiccup must not stop it.
-                if unavailable(exc):  # an outage: one line per round, no traceback
+                if unavailable(exc) or _deadlock(exc):  # one line per round, no traceback
                     log.warning("could not write lastAccessAt values (%s); will retry",
                                 type(exc).__name__)
                 else:
@@ -255,6 +255,13 @@ def latest_previous_access(stored: datetime | None, window: datetime | None,
                 and (latest is None or latest < each.previous[1]):
             latest = each.previous[1]
     return latest
+
+
+def _deadlock(exc: BaseException) -> bool:
+    """PostgreSQL broke a deadlock by failing this flush (SQLSTATE 40P01): expected now and
+    then, since a flush locks rows in id order and another statement may lock the same rows
+    in its scan order (a whole-table write); the next round writes the same values."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "40P01"
 
 
 def merged_addresses(stored: str | None,
