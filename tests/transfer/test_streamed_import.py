@@ -37,7 +37,7 @@ from tokenhouse.modules.models import Module
 from tokenhouse.modules.schemas import render_module
 from tokenhouse.tokens.last_access import LastAccessRecorder
 from tokenhouse.tokens.schemas import render_token
-from tokenhouse.tokens.views import dynamic, view_of
+from tokenhouse.tokens.views import spliced, view_of
 from tokenhouse.transfer.service import (
     MAX_LINE_CHARS,
     Chunk,
@@ -246,8 +246,9 @@ async def _rendered_by_the_api(engine: AsyncEngine) -> str:
         for module in await session.scalars(select(Module).order_by(Module.id)):
             lines.append(render_module(module))
         for stored in await session.scalars(select(ApiToken).order_by(ApiToken.id)):
+            spliced_values = spliced(view_of(stored, now), accesses, now=now)
             body = render_token(stored, now=now,
-                                dynamic=dynamic(view_of(stored, now), accesses, now=now))
+                                dynamic=json.loads(b"{" + spliced_values + b"}"))
             body["secretHash"] = stored.secret_hash
             if body["previousSecret"] is not None:
                 body["previousSecretHash"] = stored.previous_secret_hash

@@ -4,9 +4,12 @@ from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
-    # Millisecond precision, so that what is stored equals what is rendered.
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return to_millisecond(datetime.now(UTC))
+
+
+def to_millisecond(value: datetime) -> datetime:
+    """`value` cut to the millisecond, so that what is stored equals what is rendered."""
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def as_utc(value: datetime) -> datetime:

@@ -118,21 +118,6 @@ class LastAccessRecorder:
         return [noted for noted in (self._pending.get(token_id), self._flushing.get(token_id),
                                     self._known.get(token_id)) if noted is not None]
 
-    def seen(self, token_id: str, stored: datetime | None) -> datetime | None:
-        """The latest access: the noted one when newer than what is stored."""
-        return latest_access(stored, self.noted(token_id))
-
-    def previous_seen(self, token_id: str, window: datetime | None,
-                      stored: datetime | None) -> datetime | None:
-        """The latest access by the replaced secret within the grace window ending at
-        `window` (what is stored is of the window the row holds)."""
-        return latest_previous_access(stored, window, self.noted(token_id))
-
-    def addresses(self, token_id: str, stored: str | None) -> list[dict[str, str]]:
-        """The last distinct client addresses, newest first: those stored (JSON text) and
-        those noted since."""
-        return merged_addresses(stored, [noted.ips for noted in self.noted(token_id)])
-
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="last-access-flush")
 

@@ -135,7 +135,7 @@ DYNAMIC = ("lastAccessAt", "lastAccessIps", "previousSecret", "token")
 def render_token(token: ApiToken, *, now: datetime,
                  dynamic: dict[str, Any]) -> dict[str, Any]:
     """The representation; `dynamic`: the values of DYNAMIC, in that order (see
-    tokens/views.dynamic)."""
+    tokens/views.spliced)."""
     body: dict[str, Any] = {
         "id": token.id,
         "href": href(token.id),

@@ -27,7 +27,7 @@ from tokenhouse.kit.problems import (
 )
 from tokenhouse.kit.repository import transient
 from tokenhouse.kit.rql import Query
-from tokenhouse.kit.timeutil import as_utc, render, utcnow
+from tokenhouse.kit.timeutil import as_utc, render, to_millisecond, utcnow
 from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.modules.service import grantable
 from tokenhouse.tokens import repository
@@ -60,8 +60,7 @@ class Listed:
 
     @classmethod
     def of(cls, view: View, row: PageRow) -> "Listed":
-        return cls(view, Accessed(row.last_access_at, row.last_access_ips,
-                                  row.previous_last_access_at))
+        return cls(view, Accessed.of(row))
 
 
 async def list_tokens(*, session: AsyncSession, actor: Actor, query: Query,
@@ -397,10 +396,9 @@ def _changed(given: datetime | None, stored: datetime | None) -> bool:
 def _to_millis(value: datetime) -> datetime:
     """UTC, at the millisecond (what is stored is what is rendered); 400 past year 9999."""
     try:
-        value = as_utc(value)
+        return to_millisecond(as_utc(value))
     except OverflowError:
         raise ValidationFailed({"expiresAt": ["The instant is out of range."]}) from None
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def _expiry(given: datetime | None, policy: Policy, now: datetime) -> datetime | None:

@@ -38,7 +38,7 @@ from tokenhouse.tokens.last_access import (
 )
 from tokenhouse.tokens.lifecycle import grace_end, previous_until
 from tokenhouse.tokens.models import ApiToken, TokenStatus
-from tokenhouse.tokens.repository import RESOURCE
+from tokenhouse.tokens.repository import RESOURCE, PageRow
 from tokenhouse.tokens.schemas import DYNAMIC, render_token
 
 LIST_ITEM = paging.list_shape(parse_query(""), RESOURCE)
@@ -55,8 +55,9 @@ class Accessed:
     previous_last_access_at: datetime | None
 
     @classmethod
-    def of(cls, token: ApiToken) -> "Accessed":
-        return cls(token.last_access_at, token.last_access_ips, token.previous_last_access_at)
+    def of(cls, row: "ApiToken | PageRow") -> "Accessed":
+        """From a token, or from the row a page read."""
+        return cls(row.last_access_at, row.last_access_ips, row.previous_last_access_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,15 +175,6 @@ def spliced(view: View, accesses: LastAccessRecorder | None, *,
 def _stored_part(last_access_at: datetime | None, last_access_ips: str | None) -> bytes:
     return (b'"lastAccessAt":' + encode_json(render(last_access_at)) + b',"lastAccessIps":'
             + encode_json(merged_addresses(last_access_ips, ())))
-
-
-def dynamic(view: View, accesses: LastAccessRecorder | None, *,
-            accessed: Accessed | None = None, now: datetime | None = None,
-            secret: str | None = None) -> dict[str, Any]:
-    """`spliced` as a dict (for `render_token`)."""
-    values: dict[str, Any] = json.loads(b"{" + spliced(
-        view, accesses, accessed=accessed, now=now, secret=secret) + b"}")
-    return values
 
 
 class TokenViews(TaggedCache[View]):
