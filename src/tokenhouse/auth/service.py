@@ -59,7 +59,8 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
     view_mark = views.mark() if views is not None else None
     now = utcnow()
     token, current = await _verify(engine, secret_hash, token_id, now)
-    admit(_actor_of(token, current, now), address)
+    actor = _actor_of(token, current, now)
+    admit(actor, address)
     if current and token.retire_previous_on_first_use and sessions is not None \
             and previous_until(grace_end(token), token.expires_at, now) is not None:
         async with sessions() as session:
@@ -67,7 +68,7 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
             await session.commit()
         # Read again: the token changed (its commit also moved both marks past this read).
         token, current = await _verify(engine, secret_hash, token_id, now)
-    actor = _actor_of(token, current, now)
+        actor = _actor_of(token, current, now)
     view = view_of(token, now)
     if credential_mark is not None:
         credential_mark.keep(secret_hash, actor)
