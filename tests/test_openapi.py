@@ -122,8 +122,8 @@ async def test_real_responses_match_the_documented_models(client, factory):
 # Properties of the representation that the server sets; a client may send them back (a PUT of
 # what it read) and they are ignored. `revision` is read-only on create; on a PUT it is the
 # revision the client read (optimistic locking), which changes nothing either.
-TOKEN_READ_ONLY = {"id", "href", "status", "audit", "$meta", "token", "lastAccessAt",
-                   "lastAccessIps", "previousSecret"}
+TOKEN_READ_ONLY = {"id", "href", "status", "statusReason", "audit", "$meta", "token",
+                   "lastAccessAt", "lastAccessIps", "previousSecret"}
 READ_ONLY = {
     "TokenCreate": TOKEN_READ_ONLY | {"revision"},
     "TokenUpdate": TOKEN_READ_ONLY,
@@ -150,6 +150,7 @@ def _sent_back(schema: str, **changes: Any) -> dict[str, Any]:
     than the server's, plus `changes`."""
     other = {"id": "TKN-0000-0000" if schema.startswith("Token") else "ACC-0000-0000",
              "href": "/public/v1/accounts/elsewhere", "status": "Disabled",
+             "statusReason": "Leaked",
              "audit": {"created": {"at": "2000-01-01T00:00:00.000Z", "by": {"id": "X"}}},
              "$meta": {"omitted": []}, "token": "idt:TKN-0000-0000:" + "x" * 43,
              "lastAccessAt": "2000-01-01T00:00:00.000Z", "icon": "/elsewhere.png",
@@ -170,7 +171,7 @@ async def test_read_only_fields_sent_back_change_nothing(client, factory):
     assert changed.status_code == 200, changed.text
     after = (await client.get(path, headers=admin.headers)).json()
     assert after["name"] == "renamed"
-    for name in ("id", "href", "status", "lastAccessAt", "previousSecret"):
+    for name in ("id", "href", "status", "statusReason", "lastAccessAt", "previousSecret"):
         assert after[name] == read[name], name
     assert after["audit"]["created"] == read["audit"]["created"]
     assert "token" not in changed.json()
@@ -181,7 +182,7 @@ async def test_read_only_fields_sent_back_change_nothing(client, factory):
         "account": {"id": target.account_id}, "modules": [{"id": modules["Access Management"]}]})
     assert created.status_code == 201, created.text
     new = created.json()
-    assert (new["status"], new["revision"]) == ("Active", 1)
+    assert (new["status"], new["statusReason"], new["revision"]) == ("Active", None, 1)
     assert new["id"] != read["id"] and new["href"] == f"{TOKENS}/{new['id']}"
     assert new["token"].startswith(f"idt:{new['id']}:")
     assert new["lastAccessAt"] is None

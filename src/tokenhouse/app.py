@@ -23,8 +23,9 @@ from tokenhouse.kit.addresses import TrustedProxies
 from tokenhouse.kit.db import create_engine, session_factory
 from tokenhouse.kit.invalidation import InvalidationListener, local
 from tokenhouse.kit.limits import RequestLimits
+from tokenhouse.kit.ratelimit import limiter_of
 from tokenhouse.kit.rql.folding import tables as folding_tables
-from tokenhouse.kit.settings import Settings, get_settings
+from tokenhouse.kit.settings import ConfigurationError, Settings, get_settings
 from tokenhouse.kit.wire import BODY_MODELS, ProblemDocument
 from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.modules.router import router as modules_router
@@ -49,7 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # trusted proxy is not an address or network.
     hmac_key = settings.hmac_key()
     proxies = TrustedProxies.parse(settings.trusted_proxies)
-    policy = Policy.of(settings.max_token_lifetime_days)
+    try:
+        policy = Policy.of(settings.max_token_lifetime_days, settings.default_rate_limit)
+    except ValueError as error:
+        raise ConfigurationError(f"TOKENHOUSE_DEFAULT_RATE_LIMIT: {error}.") from None
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,10 +67,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions = session_factory(engine, info=info)
         last_access = LastAccessRecorder(sessions, settings.last_access_interval)
         listener = InvalidationListener(engine, info, on_seen=last_access.heard)
+        limiter = limiter_of(redis_url, settings.rate_limit_failure)
         app.state.runtime = Runtime(engine=engine, sessions=sessions, hmac_key=hmac_key,
                                     credentials=credentials, token_views=token_views,
                                     modules=modules, last_access=last_access,
-                                    invalidation=listener, proxies=proxies, policy=policy)
+                                    invalidation=listener, proxies=proxies, policy=policy,
+                                    limiter=limiter)
         await listener.start()
         last_access.start()
         _tune_garbage_collection()
@@ -75,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Runs after in-flight requests finished: nothing recorded is lost on a clean stop.
             await last_access.stop()
             await listener.stop()
+            await limiter.close()
             await engine.dispose()
             # One line per process, read by `make bench` (read-mix's hit ratio).
             log.info("cache stats: credentials hits=%d misses=%d token_views hits=%d "

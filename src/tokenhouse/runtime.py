@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tokenhouse.auth.cache import CredentialCache
 from tokenhouse.kit.addresses import TrustedProxies
 from tokenhouse.kit.invalidation import InvalidationListener
+from tokenhouse.kit.ratelimit import Limiter
 from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.tokens.last_access import LastAccessRecorder
 from tokenhouse.tokens.lifecycle import Policy
@@ -31,6 +32,8 @@ class Runtime:
     # Who may vouch for a client's address (X-Forwarded-For), and the tokens' lifetime.
     proxies: TrustedProxies
     policy: Policy
+    # Counts requests against tokens' rate limits (and leak reports against addresses).
+    limiter: Limiter
 
 
 async def resources(request: Request) -> Runtime:

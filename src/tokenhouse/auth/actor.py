@@ -10,6 +10,7 @@ from tokenhouse.kit.problems import Forbidden
 
 if TYPE_CHECKING:
     from tokenhouse.kit.addresses import Allowlist
+    from tokenhouse.kit.ratelimit import Quota
     from tokenhouse.tokens.views import View
 
 
@@ -32,6 +33,8 @@ class Actor:
     # The end of the grace window when the credential is the secret a rotation replaced
     # (its uses are recorded for that window, see tokens/last_access.py); else None.
     window: datetime | None = None
+    # The token's rate limit (kit/ratelimit.py), counted by authentication; None: none.
+    rate_limit: "Quota | None" = None
     # The acting token's representation, read with the credential by this request's
     # authentication (a first-seen token: one round trip for both). Never on a cached actor.
     own_view: "View | None" = field(default=None, compare=False, repr=False)

@@ -5,13 +5,17 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.types import Scope
 
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.permissions import Permission
 from tokenhouse.auth.service import authenticate
-from tokenhouse.kit.problems import Unauthorized, note_header
+from tokenhouse.kit.problems import TooManyRequests, Unauthorized, note_header
+from tokenhouse.kit.ratelimit import Limiter, Quota, headers
 from tokenhouse.runtime import runtime
 
+# A token's counter in the limiter (kit/ratelimit.py).
+TOKEN_KEY = "token:"
 # As GitHub sends it: clients can warn before a token stops working.
 EXPIRATION_HEADER = b"api-token-expiration"
 
@@ -38,12 +42,27 @@ async def current_actor(request: Request) -> Actor:
                                key=held.hmac_key, cache=held.credentials,
                                views=held.token_views, sessions=held.sessions,
                                address=address)
+    if actor.rate_limit is not None and actor.token_id is not None:
+        await count_request(request.scope, held.limiter, actor.token_id, actor.rate_limit)
     # Only an admitted request is recorded.
     if actor.token_id is not None:
         held.last_access.touch(actor.token_id, address, actor.window)
     if actor.expiration is not None:
         note_header(request.scope, EXPIRATION_HEADER, actor.expiration.encode())
     return actor
+
+
+async def count_request(scope: Scope, limiter: Limiter, token_id: str, quota: Quota) -> None:
+    """Count a request of the token against its rate limit: the headers on whatever answers
+    it, or 429 past the limit (every process counts on one Redis when configured)."""
+    decision = await limiter.hit(TOKEN_KEY + token_id, quota.limit, quota.window)
+    for name, value in headers(quota, decision):
+        note_header(scope, name, value)
+    if not decision.allowed:
+        raise TooManyRequests(
+            f"The API token's rate limit ({quota.limit} requests per {quota.window} s) is "
+            f"used up; retry in {decision.retry_after} s.",
+            headers={"Retry-After": str(decision.retry_after)})
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

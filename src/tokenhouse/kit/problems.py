@@ -38,6 +38,8 @@ RETRY_AFTER = "2"
 
 
 def type_for(status: int) -> str:
+    if status == 429:  # defined by RFC 6585, not RFC 9110
+        return "https://tools.ietf.org/html/rfc6585#section-4"
     return f"https://tools.ietf.org/html/rfc9110#section-{_RFC9110.get(status, '15')}"
 
 
@@ -90,6 +92,10 @@ class UnsupportedMediaType(Problem):
 
 class PayloadTooLarge(Problem):
     status = 413
+
+
+class TooManyRequests(Problem):
+    status = 429
 
 
 class ServiceUnavailable(Problem):

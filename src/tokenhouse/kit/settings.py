@@ -5,6 +5,7 @@ import secrets
 import stat
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,13 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed: CIDRs or addresses, comma-separated (see
     # kit/addresses.py). Empty: the client's address is the socket's peer, always.
     trusted_proxies: str = ""
+    # Redis, for rate limits counted across processes (kit/ratelimit.py); unset: each
+    # process counts alone. `redis://[:password@]host:6379/0`.
+    redis_url: SecretStr | None = None
+    # The rate limit of tokens created without one: `<requests>/<seconds>`, e.g. `600/60`.
+    default_rate_limit: str | None = None
+    # Redis unreachable: requests pass uncounted (`open`) or are refused with 503.
+    rate_limit_failure: Literal["open", "closed"] = "open"
     log_level: str = "info"
     # One line per request (uvicorn's access log). Off where a proxy logs requests already,
     # or under load tests: the service's own lines stay at `log_level`.

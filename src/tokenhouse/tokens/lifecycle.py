@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, DateTime, and_, bindparam, case, or_
 
+from tokenhouse.kit.ratelimit import Quota
 from tokenhouse.kit.timeutil import as_utc
 from tokenhouse.tokens.models import ApiToken, TokenStatus
 
@@ -27,14 +28,19 @@ NOW = "now"
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """What the operator configured (kit/settings.py): the longest lifetime of a token."""
+    """What the operator configured (kit/settings.py): the longest lifetime of a token, and
+    the rate limit of a token created without one."""
 
     max_lifetime: timedelta | None = None
+    default_rate_limit: Quota | None = None
 
     @classmethod
-    def of(cls, max_lifetime_days: int | None) -> "Policy":
-        """From the setting TOKENHOUSE_MAX_TOKEN_LIFETIME_DAYS."""
-        return cls(None if max_lifetime_days is None else timedelta(days=max_lifetime_days))
+    def of(cls, max_lifetime_days: int | None,
+           default_rate_limit: str | None = None) -> "Policy":
+        """From the settings TOKENHOUSE_MAX_TOKEN_LIFETIME_DAYS and
+        TOKENHOUSE_DEFAULT_RATE_LIMIT (ValueError when the latter is not `<n>/<seconds>`)."""
+        return cls(None if max_lifetime_days is None else timedelta(days=max_lifetime_days),
+                   Quota.parse(default_rate_limit) if default_rate_limit else None)
 
     def latest_expiry(self, now: datetime) -> datetime | None:
         """The latest expiry a token made or changed now may have (also the default of a

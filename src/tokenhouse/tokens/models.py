@@ -7,6 +7,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     String,
     Table,
     Text,
@@ -28,6 +29,11 @@ class TokenStatus(enum.StrEnum):
     # Computed, never stored: an Active token whose `expires_at` has passed (see
     # tokens/lifecycle.py).
     EXPIRED = "Expired"
+
+
+class StatusReason(enum.StrEnum):
+    # Its secret was reported (the revoke-leaked route): enabled again only after a rotation.
+    LEAKED = "Leaked"
 
 
 token_modules = Table(
@@ -78,6 +84,13 @@ class ApiToken(Audited, Base):
     # Up to 5 distinct client addresses, newest first, as JSON text of the wire shape
     # (`[{"ip": ..., "at": ...}]`), written with `last_access_at` (tokens/last_access.py).
     last_access_ips: Mapped[str | None] = mapped_column(Text)
+    # At most `rate_limit` requests in any `rate_limit_window` seconds (both NULL: no limit;
+    # both set or neither). Counted by kit/ratelimit.py.
+    rate_limit: Mapped[int | None] = mapped_column(Integer)
+    rate_limit_window: Mapped[int | None] = mapped_column(Integer)
+    # Why a Disabled token is Disabled, when the service disabled it (`Leaked`: its secret
+    # was reported, and it cannot be enabled before it is rotated); NULL otherwise.
+    status_reason: Mapped[str | None] = mapped_column(String(32))
 
     account: Mapped[Account] = relationship(lazy="joined", innerjoin=True)
     modules: Mapped[list[Module]] = relationship(

@@ -70,8 +70,11 @@ RESOURCE = Resource("api-tokens", Obj({
     # Expired is computed (tokens/lifecycle.py): filters and sorting see what responses show.
     "status": Scalar("enum", status_expression(), nullable=False,
                      values=tuple(s.value for s in TokenStatus), equals=status_is),
+    "statusReason": Scalar("string", ApiToken.status_reason),
     "expiresAt": Scalar("datetime", ApiToken.expires_at),
     "ipAllowlist": Scalar("string", filterable=False),
+    "rateLimit": Obj({"limit": Scalar("number", ApiToken.rate_limit),
+                      "windowSeconds": Scalar("number", ApiToken.rate_limit_window)}),
     "lastAccessAt": Scalar("datetime", ApiToken.last_access_at),
     "lastAccessIps": Scalar("string", filterable=False),
     "previousSecret": Obj({"expiresAt": Scalar("datetime", filterable=False),

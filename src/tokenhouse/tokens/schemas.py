@@ -15,6 +15,7 @@ from pydantic import (
 
 from tokenhouse.accounts.schemas import AccountSummary, render_account
 from tokenhouse.kit.addresses import MAX_NETWORKS, from_stored
+from tokenhouse.kit.ratelimit import MAX_LIMIT, MAX_WINDOW
 from tokenhouse.kit.timeutil import render
 from tokenhouse.kit.wire import READ_ONLY, Audit, ReadOnlyFields, Ref, WireIn, WireOut
 from tokenhouse.modules.schemas import ModuleSummary, render_module
@@ -23,8 +24,19 @@ from tokenhouse.tokens.models import ApiToken
 
 EXPIRES_AT_DOC = ("When the token stops working (`null`: never). Must be in the future; at most "
                   "the server's longest lifetime when one is configured.")
+RATE_LIMIT_DOC = ("At most `limit` requests in `windowSeconds` (a burst of `limit`, then one "
+                  "every `windowSeconds / limit`); `null`: no limit. Left out on create: the "
+                  "server's default.")
+STATUS_REASON_DOC = ("Why the service disabled the token: `Leaked` (its secret was reported; "
+                     "it can be enabled only after a rotation). `null` otherwise.")
 ALLOWLIST_DOC = ("The networks (CIDR, IPv4 or IPv6; a bare address is /32 or /128) the token "
                  "may be used from; `null` or `[]`: any address. Stored canonical.")
+
+
+class RateLimitIn(WireIn):
+    limit: StrictInt = Field(ge=1, le=MAX_LIMIT, description="Requests per window.")
+    window_seconds: StrictInt = Field(ge=1, le=MAX_WINDOW, description="The window, in "
+                                      "seconds.")
 
 
 class TokenFields(ReadOnlyFields):
@@ -34,6 +46,8 @@ class TokenFields(ReadOnlyFields):
     expires_at: AwareDatetime | None = Field(default=None, description=EXPIRES_AT_DOC)
     ip_allowlist: list[str] | None = Field(default=None, max_length=MAX_NETWORKS,
                                            description=ALLOWLIST_DOC)
+    rate_limit: RateLimitIn | None = Field(default=None, description=RATE_LIMIT_DOC)
+    status_reason: Any = Field(default=None, json_schema_extra=READ_ONLY)
     token: Any = Field(default=None, json_schema_extra=READ_ONLY)
     last_access_at: Any = Field(default=None, json_schema_extra=READ_ONLY)
     last_access_ips: Any = Field(default=None, json_schema_extra=READ_ONLY)
@@ -81,6 +95,11 @@ class TokenRotate(WireIn):
         "one first authenticates a request (or at the end of the grace window).")
 
 
+class RateLimitOut(WireOut):
+    limit: int
+    window_seconds: int
+
+
 class AccessFrom(WireOut):
     ip: str
     at: str
@@ -101,8 +120,11 @@ class TokenOut(WireOut):
     status: str = Field(json_schema_extra=READ_ONLY, description="Changed by the enable and "
                         "disable actions and by a delete, never by a PUT. `Expired`: an "
                         "Active token past its `expiresAt` (computed).")
+    status_reason: str | None = Field(json_schema_extra=READ_ONLY,
+                                      description=STATUS_REASON_DOC)
     expires_at: str | None = Field(description=EXPIRES_AT_DOC)
     ip_allowlist: list[str] | None = Field(description=ALLOWLIST_DOC)
+    rate_limit: RateLimitOut | None = Field(description=RATE_LIMIT_DOC)
     last_access_at: str | None = Field(json_schema_extra=READ_ONLY)
     last_access_ips: list[AccessFrom] = Field(
         json_schema_extra=READ_ONLY, description="The last distinct client addresses (up to "
@@ -143,8 +165,10 @@ def render_token(token: ApiToken, *, now: datetime,
         "description": token.description,
         "icon": token.icon,
         "status": status_at(token.status, token.expires_at, now),
+        "statusReason": token.status_reason,
         "expiresAt": render(token.expires_at),
         "ipAllowlist": from_stored(token.ip_allowlist),
+        "rateLimit": render_rate_limit(token),
         **dynamic,
     }
     body["account"] = render_account(token.account, full=False)
@@ -152,6 +176,12 @@ def render_token(token: ApiToken, *, now: datetime,
     body["audit"] = token.render_audit()
     body["revision"] = token.revision
     return body
+
+
+def render_rate_limit(token: ApiToken) -> dict[str, int] | None:
+    if token.rate_limit is None or token.rate_limit_window is None:
+        return None
+    return {"limit": token.rate_limit, "windowSeconds": token.rate_limit_window}
 
 
 class IntrospectionRequest(WireIn):
@@ -163,6 +193,9 @@ class IntrospectionRequest(WireIn):
         description="The address the secret was presented from: a token with an IP "
                     "allowlist is active only when this is given and allowed.")
     token_type_hint: Any = Field(default=None, description="RFC 7662's hint; ignored.")
+    consume: StrictBool = Field(
+        default=True, description="Whether the check counts against the token's rate limit "
+        "(`false`: it only reports what is left).")
 
 
 class IntrospectedAccount(BaseModel):

@@ -25,6 +25,7 @@ from tokenhouse.kit.problems import (
     Unauthorized,
     ValidationFailed,
 )
+from tokenhouse.kit.ratelimit import Quota
 from tokenhouse.kit.repository import transient
 from tokenhouse.kit.rql import Query
 from tokenhouse.kit.timeutil import as_utc, render, to_millisecond, utcnow
@@ -40,9 +41,9 @@ from tokenhouse.tokens.lifecycle import (
     is_expired,
     previous_until,
 )
-from tokenhouse.tokens.models import ApiToken, TokenStatus
+from tokenhouse.tokens.models import ApiToken, StatusReason, TokenStatus
 from tokenhouse.tokens.repository import PageRow
-from tokenhouse.tokens.schemas import TokenCreate, TokenRotate, TokenUpdate
+from tokenhouse.tokens.schemas import RateLimitIn, TokenCreate, TokenRotate, TokenUpdate
 from tokenhouse.tokens.views import Accessed, TokenViews, View, introspection, view_of
 
 ID_ATTEMPTS = 8
@@ -173,6 +174,8 @@ async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate
     expires_at = (_expiry(data.expires_at, policy, now) if "expires_at" in data.model_fields_set
                   else policy.latest_expiry(now))
     allowlist = to_stored(canonical_allowlist(data.ip_allowlist))
+    quota = (_quota(data.rate_limit) if "rate_limit" in data.model_fields_set
+             else policy.default_rate_limit)
     account = await accounts.find_visible(session, actor, data.account.id)
     if account is None:
         raise ValidationFailed({"account": [f"Account {data.account.id} does not exist."]})
@@ -188,6 +191,8 @@ async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate
             description=data.description, icon=data.icon, status=TokenStatus.ACTIVE,
             modules=modules, secret_hash=crypto.hash_secret(key, secret), revision=1,
             expires_at=expires_at, ip_allowlist=allowlist,
+            rate_limit=quota.limit if quota else None,
+            rate_limit_window=quota.window if quota else None,
             retire_previous_on_first_use=False).items())
         token.stamp_created(actor.by)
         if await repository.insert_new(session, token):
@@ -237,6 +242,10 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
         token.description = data.description
     if "icon" in given:
         token.icon = data.icon
+    if "rate_limit" in given:
+        quota = _quota(data.rate_limit)
+        token.rate_limit = quota.limit if quota else None
+        token.rate_limit_window = quota.window if quota else None
     if modules is not None:
         token.modules = modules
     token.stamp_updated(actor.by)
@@ -251,7 +260,13 @@ async def disable_token(*, session: AsyncSession, actor: Actor, token: ApiToken)
 
 
 async def enable_token(*, session: AsyncSession, actor: Actor, token: ApiToken) -> ApiToken:
-    """Disabled -> Active; not for a token past its expiry (rotate it instead)."""
+    """Disabled -> Active; not for a token past its expiry, nor one whose secret was
+    reported as leaked (rotate it first)."""
+    if token.status_reason == StatusReason.LEAKED and token.status == TokenStatus.DISABLED:
+        _authorize_change(actor, token)
+        # Enabled as it is, the token would take the leaked secret back into service.
+        raise Conflict("The API token was disabled because its secret was reported as "
+                       "leaked; rotate it to give it a new secret, then enable it.")
     return await _move(session, actor, token, TokenStatus.DISABLED, TokenStatus.ACTIVE,
                        "enabled")
 
@@ -318,6 +333,7 @@ async def rotate_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     token.secret_hash = crypto.hash_secret(key, secret)
     token.expires_at = expires_at
     token.rotated_at = now
+    token.status_reason = None  # a leaked secret is replaced: the token may be enabled
     token.stamp_updated(actor.by)
     await session.flush()
     return token, secret
@@ -362,6 +378,7 @@ async def _move(session: AsyncSession, actor: Actor, token: ApiToken, source: To
     if target == TokenStatus.ACTIVE and is_expired(token.expires_at, utcnow()):
         raise _expired(token)
     token.status = target
+    token.status_reason = None
     token.stamp_updated(actor.by)
     await session.flush()
     return token
@@ -435,6 +452,10 @@ def _same_lifetime(token: ApiToken, policy: Policy, now: datetime) -> datetime |
     except OverflowError:  # a lifetime reaching past year 9999 from now
         expires_at = LAST_INSTANT
     return min(expires_at, latest) if latest is not None else expires_at
+
+
+def _quota(given: RateLimitIn | None) -> Quota | None:
+    return Quota(given.limit, given.window_seconds) if given is not None else None
 
 
 def _expired(token: ApiToken) -> Conflict:

@@ -1,0 +1,211 @@
+"""Rate limits: at most `limit` requests per `window` seconds for a key (a token), counted
+across every process when Redis is configured.
+
+The counter is GCRA (the generic cell rate algorithm, as in ATM networks and redis-cell): a
+key earns one request every `window / limit` seconds and may save up to `limit` of them,
+so a burst of `limit` requests passes at once and then one per interval. It keeps a single
+number per key (the theoretical arrival time, TAT), whatever the limit; a sliding log would
+keep one entry per request (up to a million per key here).
+
+- With Redis (`TOKENHOUSE_REDIS_URL`): one round trip per request, a Lua script that reads
+  and moves the TAT atomically with Redis's own clock, so every process counts on one clock
+  and no two can both take the last request.
+- Without: the same arithmetic in this process's memory. N processes then allow up to N
+  times the limit (the README says so).
+- Redis unreachable: requests pass (`open`, the default) or are refused with 503
+  (`closed`); a warning is logged at most once a minute. After a failure Redis is not asked
+  again for a second, so an outage costs no connect timeout per request.
+"""
+
+import logging
+import math
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from tokenhouse.kit.problems import ServiceUnavailable
+
+log = logging.getLogger("tokenhouse.ratelimit")
+
+MAX_LIMIT = 1_000_000
+MAX_WINDOW = 86_400
+Failure = Literal["open", "closed"]
+# Redis is left alone this long after a failure; a warning is logged at most this often.
+RETRY_SECONDS = 1.0
+WARN_SECONDS = 60.0
+# Keys the in-process counter keeps: past this, keys whose quota is whole again go first.
+LOCAL_KEYS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """`limit` requests per `window` seconds."""
+
+    limit: int
+    window: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Quota":
+        """`600/60`: 600 requests per 60 seconds (TOKENHOUSE_DEFAULT_RATE_LIMIT)."""
+        limit, slash, window = text.strip().partition("/")
+        if not slash or not limit.strip().isdigit() or not window.strip().isdigit():
+            raise ValueError(f"{text!r} is not <requests>/<seconds>, such as 600/60")
+        quota = cls(int(limit), int(window))
+        if not 1 <= quota.limit <= MAX_LIMIT or not 1 <= quota.window <= MAX_WINDOW:
+            raise ValueError(f"{text!r}: requests must be 1..{MAX_LIMIT} and seconds "
+                             f"1..{MAX_WINDOW}")
+        return quota
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a request does to its key's quota."""
+
+    allowed: bool
+    limit: int
+    # Requests left now, and seconds until the whole quota is back; None: not known
+    # (Redis unreachable and failing open).
+    remaining: int | None
+    reset: int | None
+    # Seconds until one more request passes (0 when this one passed).
+    retry_after: int
+
+
+def headers(quota: Quota, decision: Decision) -> list[tuple[bytes, bytes]]:
+    """The IETF draft's headers (draft-ietf-httpapi-ratelimit-headers): the policy, and what
+    is left when it is known."""
+    noted = [(b"ratelimit-policy", f'"default";q={quota.limit};w={quota.window}'.encode())]
+    if decision.remaining is not None:
+        noted.append((b"ratelimit", f'"default";r={decision.remaining};'
+                                    f't={decision.reset}'.encode()))
+    return noted
+
+
+class Limiter(ABC):
+    @abstractmethod
+    async def hit(self, key: str, limit: int, window: int, *,
+                  consume: bool = True) -> Decision:
+        """Count one request of `key` against `limit` per `window` seconds (`consume`:
+        False only looks: would one more pass, and what is left)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release what it holds (at the app's shutdown)."""
+
+
+def _decide(tat: float, now: float, limit: int, window: float,
+            consume: bool) -> tuple[Decision, float]:
+    """GCRA in seconds: the decision and the key's new TAT (the Lua script mirrors it)."""
+    interval = window / limit
+    tat = max(tat, now)
+    # A microsecond of slack: `limit` intervals may add up to a hair over the window.
+    allowed = tat + interval - window <= now + 1e-6
+    if allowed and consume:
+        tat += interval
+    remaining = max(0, math.floor((now + window - tat) / interval + 1e-9))
+    retry = 0 if allowed else max(1, math.ceil(tat + interval - window - now))
+    return Decision(allowed, limit, remaining, math.ceil(tat - now), retry), tat
+
+
+class LocalLimiter(Limiter):
+    """Counts in this process's memory (no Redis configured)."""
+
+    def __init__(self, max_keys: int = LOCAL_KEYS):
+        self._tats: dict[str, float] = {}
+        self._max_keys = max_keys
+
+    async def hit(self, key: str, limit: int, window: int, *,
+                  consume: bool = True) -> Decision:
+        now = time.time()
+        decision, tat = _decide(self._tats.get(key, now), now, limit, window, consume)
+        if tat > now:
+            self._tats[key] = tat
+        else:
+            self._tats.pop(key, None)  # its quota is whole: nothing to keep
+        if len(self._tats) > self._max_keys:
+            self._sweep(now)
+        return decision
+
+    async def close(self) -> None:
+        self._tats.clear()
+
+    def _sweep(self, now: float) -> None:
+        self._tats = {key: tat for key, tat in self._tats.items() if tat > now}
+        # Still too many live keys: the oldest go (each then starts with a whole quota).
+        # Memory stays bounded, at the cost of leniency for keys nobody used lately.
+        for key in list(self._tats)[:len(self._tats) - self._max_keys]:
+            del self._tats[key]
+
+
+# KEYS[1]: the key. ARGV: limit, window (s), consume (1/0). Microseconds on Redis's clock.
+# Returns {allowed, remaining, reset (s), retry after (s)}.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2]) * 1000000
+local interval = window / limit
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local allowed = tat + interval - window <= now + 1
+if allowed and ARGV[3] == '1' then
+  tat = tat + interval
+  redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil((tat - now) / 1000))
+end
+local remaining = math.floor((now + window - tat) / interval + 1e-9)
+if remaining < 0 then remaining = 0 end
+local retry = 0
+if not allowed then retry = math.max(1, math.ceil((tat + interval - window - now) / 1000000)) end
+return {allowed and 1 or 0, remaining, math.ceil((tat - now) / 1000000), retry}
+"""
+
+
+class RedisLimiter(Limiter):
+    """Counts in Redis, across every process that uses the same Redis."""
+
+    def __init__(self, url: str, failure: Failure = "open", *, timeout: float = 0.25,
+                 prefix: str = "tokenhouse:rate:"):
+        self._redis = Redis.from_url(url, socket_timeout=timeout,
+                                     socket_connect_timeout=timeout)
+        self._script = self._redis.register_script(_GCRA)
+        self._failure = failure
+        self._prefix = prefix
+        self._down_until = 0.0
+        self._warned_at = -math.inf
+
+    async def hit(self, key: str, limit: int, window: int, *,
+                  consume: bool = True) -> Decision:
+        if time.monotonic() >= self._down_until:
+            try:
+                allowed, remaining, reset, retry = await self._script(
+                    keys=[self._prefix + key], args=[limit, window, 1 if consume else 0])
+            except (RedisError, OSError) as error:
+                self._failed(error)
+            else:
+                return Decision(bool(allowed), limit, int(remaining), int(reset), int(retry))
+        if self._failure == "closed":
+            raise ServiceUnavailable("Rate limits cannot be checked at the moment; try again "
+                                     "shortly.", headers={"Retry-After": "1"})
+        return Decision(True, limit, None, None, 0)
+
+    def _failed(self, error: Exception) -> None:
+        now = time.monotonic()
+        self._down_until = now + RETRY_SECONDS
+        if now - self._warned_at >= WARN_SECONDS:
+            self._warned_at = now
+            # The error's class only: its text may hold the URL, and with it a password.
+            log.warning("Redis is unreachable for rate limits (%s); requests %s until it is "
+                        "back", type(error).__name__,
+                        "pass uncounted" if self._failure == "open" else "are refused (503)")
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def limiter_of(redis_url: str | None, failure: Failure) -> Limiter:
+    """The limiter the settings ask for."""
+    return RedisLimiter(redis_url, failure) if redis_url else LocalLimiter()
