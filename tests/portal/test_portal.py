@@ -27,7 +27,7 @@ from tests.portal.support import (
 
 pytestmark = pytest.mark.slow
 
-SECRET_RE = re.compile(r"^idt:TKN-\d{4}-\d{4}:[A-Za-z0-9_-]{43}$")
+SECRET_RE = re.compile(r"^idt:TKN-\d{4}-\d{4}:[0-9A-Za-z]{49}$")
 
 
 def admin_modules(live: LiveServer) -> list[dict]:

@@ -8,7 +8,7 @@ import pytest
 from tests.factories import ALL_OF_TYPE
 from tests.helpers import TIMESTAMP, TOKENS, problem
 
-SECRET_SHAPE = r"^idt:TKN-\d{4}-\d{4}:[A-Za-z0-9_-]{43}$"
+SECRET_SHAPE = r"^idt:TKN-\d{4}-\d{4}:[0-9A-Za-z]{49}$"
 
 
 async def create(client, issued, account_id: str, module_ids: list[str], **extra: Any):
