@@ -11,11 +11,9 @@ from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.permissions import Permission
 from tokenhouse.auth.service import authenticate
 from tokenhouse.kit.problems import TooManyRequests, Unauthorized, note_header
-from tokenhouse.kit.ratelimit import Limiter, Quota, headers
+from tokenhouse.kit.ratelimit import Limiter, Quota, headers, token_key
 from tokenhouse.runtime import runtime
 
-# A token's counter in the limiter (kit/ratelimit.py).
-TOKEN_KEY = "token:"
 # As GitHub sends it: clients can warn before a token stops working.
 EXPIRATION_HEADER = b"api-token-expiration"
 
@@ -55,7 +53,7 @@ async def current_actor(request: Request) -> Actor:
 async def count_request(scope: Scope, limiter: Limiter, token_id: str, quota: Quota) -> None:
     """Count a request of the token against its rate limit: the headers on whatever answers
     it, or 429 past the limit (every process counts on one Redis when configured)."""
-    decision = await limiter.hit(TOKEN_KEY + token_id, quota.limit, quota.window)
+    decision = await limiter.hit(token_key(token_id), quota.limit, quota.window)
     for name, value in headers(quota, decision):
         note_header(scope, name, value)
     if not decision.allowed:

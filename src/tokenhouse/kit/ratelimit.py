@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as LinkLost
 from redis.exceptions import RedisError
 
 from tokenhouse.kit.problems import ServiceUnavailable
@@ -73,6 +76,11 @@ class Decision:
     reset: int | None
     # Seconds until one more request passes (0 when this one passed).
     retry_after: int
+
+
+def token_key(token_id: str) -> str:
+    """A token's counter: every secret of the token counts against one limit."""
+    return "token:" + token_id
 
 
 def headers(quota: Quota, decision: Decision) -> list[tuple[bytes, bytes]]:
@@ -168,25 +176,38 @@ class RedisLimiter(Limiter):
     """Counts in Redis, across every process that uses the same Redis."""
 
     def __init__(self, url: str, failure: Failure = "open", *, timeout: float = 0.25,
-                 prefix: str = "tokenhouse:rate:"):
+                 retry: float = RETRY_SECONDS, prefix: str = "tokenhouse:rate:"):
+        # No retries of redis-py's own (`hit` decides what is tried again): a request
+        # must not wait out a backoff while Redis is down.
         self._redis = Redis.from_url(url, socket_timeout=timeout,
-                                     socket_connect_timeout=timeout)
+                                     socket_connect_timeout=timeout,
+                                     retry=Retry(NoBackoff(), 0))
         self._script = self._redis.register_script(_GCRA)
         self._failure = failure
         self._prefix = prefix
+        self._retry = retry
         self._down_until = 0.0
         self._warned_at = -math.inf
 
     async def hit(self, key: str, limit: int, window: int, *,
                   consume: bool = True) -> Decision:
         if time.monotonic() >= self._down_until:
-            try:
-                allowed, remaining, reset, retry = await self._script(
-                    keys=[self._prefix + key], args=[limit, window, 1 if consume else 0])
-            except (RedisError, OSError) as error:
-                self._failed(error)
-            else:
-                return Decision(bool(allowed), limit, int(remaining), int(reset), int(retry))
+            for attempt in (1, 2):
+                try:
+                    allowed, remaining, reset, retry = await self._script(
+                        keys=[self._prefix + key], args=[limit, window, 1 if consume else 0])
+                except LinkLost as error:
+                    # A pooled connection that an earlier outage broke fails once when next
+                    # used: once more, on a new connection (refused at once if Redis is
+                    # still down). A timeout is not repeated: it would double the stall.
+                    if attempt == 2:
+                        self._failed(error)
+                except (RedisError, OSError) as error:
+                    self._failed(error)
+                    break
+                else:
+                    return Decision(bool(allowed), limit, int(remaining), int(reset),
+                                    int(retry))
         if self._failure == "closed":
             raise ServiceUnavailable("Rate limits cannot be checked at the moment; try again "
                                      "shortly.", headers={"Retry-After": "1"})
@@ -194,7 +215,7 @@ class RedisLimiter(Limiter):
 
     def _failed(self, error: Exception) -> None:
         now = time.monotonic()
-        self._down_until = now + RETRY_SECONDS
+        self._down_until = now + self._retry
         if now - self._warned_at >= WARN_SECONDS:
             self._warned_at = now
             # The error's class only: its text may hold the URL, and with it a password.

@@ -33,11 +33,11 @@ router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"])
 
 
 class TokenId(Convertor[str]):
-    """A token id in a path: any segment but `self` and `introspect`, which name routes of
-    their own. Without it `PUT .../self` reached the PUT of `{token_id}` (a 404 for a token
-    "self"), and a 405 named PUT among the methods of `.../self`."""
+    """A token id in a path: any segment but `self`, `introspect` and `revoke-leaked`, which
+    name routes of their own. Without it `PUT .../self` reached the PUT of `{token_id}` (a 404
+    for a token "self"), and a 405 named PUT among the methods of `.../self`."""
 
-    regex = r"(?!(?:self|introspect)(?:/|$))[^/]+"
+    regex = r"(?!(?:self|introspect|revoke-leaked)(?:/|$))[^/]+"
 
     def convert(self, value: str) -> str:
         return value
@@ -128,7 +128,11 @@ async def introspect(request: Request, actor: Introspector, resources: Resources
     `{"active": false}` whatever the reason."""
     body = await read_body(request)
     if body.kind == "application/x-www-form-urlencoded":
-        data = validate(IntrospectionRequest, body.form())
+        fields: dict[str, object] = dict(body.form())
+        if "consume" in fields:  # a form's values are text: "true" or "false" only
+            fields["consume"] = {"true": True, "false": False}.get(str(fields["consume"]),
+                                                                   fields["consume"])
+        data = validate(IntrospectionRequest, fields)
     else:
         data = validate(IntrospectionRequest, body.json())
     address = None
@@ -140,7 +144,7 @@ async def introspect(request: Request, actor: Introspector, resources: Resources
         actor=actor, secret=data.token, address=address, engine=resources.engine,
         key=resources.hmac_key, sessions=resources.sessions,
         credentials=resources.credentials, views=resources.token_views,
-        accesses=resources.last_access)
+        accesses=resources.last_access, limiter=resources.limiter, consume=data.consume)
     return Response(answer, media_type="application/json", headers=NO_STORE)
 
 

@@ -216,6 +216,17 @@ class IntrospectedToken(BaseModel):
     modules: list[IntrospectedModule]
 
 
+class IntrospectedRateLimit(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    limit: int
+    window_seconds: int = Field(alias="windowSeconds")
+    remaining: int | None = Field(description="Requests left now (`null`: not known, the "
+                                  "counter cannot be reached and the server fails open).")
+    reset: int | None = Field(description="Seconds until the whole quota is back.")
+    allowed: bool = Field(description="Whether this request is within the limit: answer 429 "
+                          "when false.")
+
+
 class IntrospectionOut(BaseModel):
     """RFC 7662's answer. Inactive: exactly `{"active": false}`, whatever the reason."""
 
@@ -231,3 +242,6 @@ class IntrospectionOut(BaseModel):
     exp: int | None = Field(default=None, description="When the secret stops working (Unix "
                             "time); left out when it does not expire.")
     api_token: IntrospectedToken | None = Field(default=None, alias="apiToken")
+    rate_limit: IntrospectedRateLimit | None = Field(
+        default=None, alias="rateLimit", description="The token's rate limit, when it has "
+        "one, counted with this check unless `consume` was false.")

@@ -18,6 +18,7 @@ from tokenhouse.auth.service import authenticate
 from tokenhouse.kit import crypto, ids
 from tokenhouse.kit.addresses import canonical_allowlist, to_stored
 from tokenhouse.kit.db import read_only
+from tokenhouse.kit.paging import encode_json
 from tokenhouse.kit.problems import (
     Conflict,
     Forbidden,
@@ -25,7 +26,7 @@ from tokenhouse.kit.problems import (
     Unauthorized,
     ValidationFailed,
 )
-from tokenhouse.kit.ratelimit import Quota
+from tokenhouse.kit.ratelimit import Limiter, Quota, token_key
 from tokenhouse.kit.repository import transient
 from tokenhouse.kit.rql import Query
 from tokenhouse.kit.timeutil import as_utc, render, to_millisecond, utcnow
@@ -128,11 +129,14 @@ INACTIVE = b'{"active":false}'
 async def introspect(*, actor: Actor, secret: str, address: str | None, engine: AsyncEngine,
                      key: bytes, sessions: async_sessionmaker[AsyncSession],
                      credentials: CredentialCache, views: TokenViews,
-                     accesses: LastAccessRecorder) -> bytes:
+                     accesses: LastAccessRecorder, limiter: Limiter,
+                     consume: bool = True) -> bytes:
     """RFC 7662 for the platform's services: the claims of the token behind `secret`, as
     presented from `address` (None: not said, and then no token with an IP allowlist is
     active), or INACTIVE. Answered from memory in the common case, by the same rules and
-    caches as authentication; an active answer counts as a use of the token."""
+    caches as authentication; an active answer counts as a use of the token and, unless
+    not `consume`, as a request against its rate limit, whose state it reports
+    (`rateLimit`: the caller answers 429 when `allowed` is false)."""
     INTROSPECT.check(actor)
     try:
         subject = await authenticate(engine=engine, secret=secret, key=key, cache=credentials,
@@ -145,7 +149,16 @@ async def introspect(*, actor: Actor, secret: str, address: str | None, engine: 
         view = await views.load(subject.token_id, partial(
             _read_view, sessions, actor, subject.token_id))
     accesses.touch(subject.token_id, address, subject.window)
-    return introspection(view, subject.valid_until)
+    limited = b""
+    if subject.rate_limit is not None:
+        quota = subject.rate_limit
+        decision = await limiter.hit(token_key(subject.token_id), quota.limit, quota.window,
+                                     consume=consume)
+        limited = b'"rateLimit":' + encode_json({
+            "limit": quota.limit, "windowSeconds": quota.window,
+            "remaining": decision.remaining, "reset": decision.reset,
+            "allowed": decision.allowed})
+    return introspection(view, subject.valid_until, limited)
 
 
 async def _views_of(session: AsyncSession, actor: Actor, token_ids: list[str]

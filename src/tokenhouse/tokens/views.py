@@ -131,10 +131,12 @@ def _claims(token: ApiToken) -> Split:
     return Split(encode_json(head)[:-1], b"," + encode_json(tail)[1:])
 
 
-def introspection(view: View, until: float | None) -> bytes:
+def introspection(view: View, until: float | None, rate_limit: bytes = b"") -> bytes:
     """The answer for an active secret of `view`'s token that stops at `until` (time.time(),
-    None: never)."""
+    None: never); `rate_limit`: its `"rateLimit":{...}` member, if it has a limit."""
     exp = b',"exp":' + str(int(until)).encode() if until is not None else b""
+    if rate_limit:
+        exp += b"," + rate_limit
     return view.claims.head + exp + view.claims.tail
 
 

@@ -1,0 +1,141 @@
+"""The limiter (kit/ratelimit.py) on the real Redis at 127.0.0.1:6379, and in-process: the
+same arithmetic on both, no request over the limit however many callers race, and an outage
+that fails open or closed without a stall per request."""
+
+import asyncio
+import logging
+import secrets
+
+import pytest
+import time_machine
+
+from tests.tcp_proxy import TcpProxy
+from tokenhouse.kit.problems import ServiceUnavailable
+from tokenhouse.kit.ratelimit import (
+    Decision,
+    Limiter,
+    LocalLimiter,
+    Quota,
+    RedisLimiter,
+    headers,
+)
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def key() -> str:
+    return "test:" + secrets.token_hex(8)
+
+
+@pytest.fixture(params=["local", "redis"])
+async def limiter(request: pytest.FixtureRequest):
+    made: Limiter = LocalLimiter() if request.param == "local" else RedisLimiter(REDIS)
+    yield made
+    await made.close()
+
+
+async def test_a_burst_of_the_limit_passes_then_one_per_interval(limiter: Limiter):
+    name = key()
+    decisions = [await limiter.hit(name, 4, 3600) for _ in range(5)]
+    assert [d.allowed for d in decisions] == [True, True, True, True, False]
+    assert [d.remaining for d in decisions] == [3, 2, 1, 0, 0]
+    assert decisions[3].reset == 3600 and decisions[4].retry_after in (899, 900)
+    looked = await limiter.hit(name, 4, 3600, consume=False)
+    assert (looked.allowed, looked.remaining) == (False, 0)
+    assert (await limiter.hit(key(), 4, 3600, consume=False)).remaining == 4
+
+
+async def test_callers_racing_never_pass_more_than_the_limit(limiter: Limiter):
+    name = key()
+    others: list[Limiter] = [limiter]
+    if isinstance(limiter, RedisLimiter):  # a second process's limiter, on the same Redis
+        others.append(RedisLimiter(REDIS))
+    try:
+        decisions = await asyncio.gather(*(others[n % len(others)].hit(name, 25, 3600)
+                                           for n in range(200)))
+    finally:
+        for other in others[1:]:
+            await other.close()
+    assert sum(d.allowed for d in decisions) == 25
+
+
+async def test_the_local_counter_follows_the_clock():
+    limiter = LocalLimiter()
+    with time_machine.travel(1_000_000.0, tick=False) as clock:
+        assert (await limiter.hit("k", 2, 10)).allowed
+        assert (await limiter.hit("k", 2, 10)).allowed
+        assert not (await limiter.hit("k", 2, 10)).allowed
+        clock.shift(5)
+        assert (await limiter.hit("k", 2, 10)).allowed
+        assert not (await limiter.hit("k", 2, 10)).allowed
+        clock.shift(10)
+        assert (await limiter.hit("k", 2, 10, consume=False)).remaining == 2
+
+
+async def test_the_local_counter_is_bounded():
+    limiter = LocalLimiter(max_keys=100)
+    with time_machine.travel(1_000_000.0, tick=False) as clock:
+        for n in range(100):
+            await limiter.hit(f"old{n}", 1, 1)
+        clock.shift(2)  # every old key's quota is whole again: swept first
+        for n in range(150):
+            await limiter.hit(f"new{n}", 5, 3600)
+        assert len(limiter._tats) <= 101
+        # The most recent keys are kept (its one use is remembered).
+        assert not (await limiter.hit("new149", 1, 3600, consume=False)).allowed
+
+
+async def test_redis_down_fails_open_with_one_warning(caplog: pytest.LogCaptureFixture):
+    with TcpProxy(6379) as proxy:
+        limiter = RedisLimiter(f"redis://:hunter2secret@127.0.0.1:{proxy.port}/0")
+        try:
+            assert (await limiter.hit(key(), 1, 60)).remaining == 0
+            proxy.cut()
+            with caplog.at_level(logging.WARNING, "tokenhouse.ratelimit"):
+                decisions = [await limiter.hit(key(), 1, 60) for _ in range(50)]
+            assert all(d == Decision(True, 1, None, None, 0) for d in decisions)
+            warnings = [r for r in caplog.records if r.name == "tokenhouse.ratelimit"]
+            assert len(warnings) == 1
+            assert "hunter2secret" not in caplog.text
+            assert headers(Quota(1, 60), decisions[0]) == [
+                (b"ratelimit-policy", b'"default";q=1;w=60')]
+        finally:
+            await limiter.close()
+
+
+async def test_redis_down_fails_closed_with_503():
+    with TcpProxy(6379) as proxy:
+        limiter = RedisLimiter(f"redis://127.0.0.1:{proxy.port}/0", "closed", retry=0.2)
+        try:
+            name = key()
+            assert (await limiter.hit(name, 5, 60)).allowed
+            proxy.cut()
+            for _ in range(3):
+                with pytest.raises(ServiceUnavailable):
+                    await limiter.hit(name, 5, 60)
+            proxy.restore()
+            # Redis is asked again a while after the failure, and counted on where it was.
+            await asyncio.sleep(0.3)
+            assert (await limiter.hit(name, 5, 60)).remaining == 3
+        finally:
+            await limiter.close()
+
+
+async def test_a_connection_broken_by_an_outage_is_replaced_at_once():
+    with TcpProxy(6379) as proxy:
+        limiter = RedisLimiter(f"redis://127.0.0.1:{proxy.port}/0")
+        try:
+            name = key()
+            assert (await limiter.hit(name, 5, 60)).remaining == 4
+            proxy.cut()  # the pooled connection dies with the link...
+            proxy.restore()  # ...and Redis is back before the next request
+            assert (await limiter.hit(name, 5, 60)).remaining == 3
+        finally:
+            await limiter.close()
+
+
+def test_a_quota_is_read_from_its_setting():
+    assert Quota.parse(" 600/60 ") == Quota(600, 60)
+    for bad in ("600", "600/", "/60", "0/60", "1/0", "1000001/1", "1/86401", "a/b", "6 0/60"):
+        with pytest.raises(ValueError):
+            Quota.parse(bad)
