@@ -195,9 +195,10 @@ async def test_every_lifecycle_field_survives_export_and_import(
     assert over["previousSecret"] is None and "previousSecretHash" not in over
     assert elsewhere["ipAllowlist"] == ["10.0.0.0/8"]
     # The API's order of properties.
-    assert list(expiring)[:12] == ["id", "href", "name", "description", "icon", "status",
-                                   "expiresAt", "ipAllowlist", "lastAccessAt",
-                                   "lastAccessIps", "previousSecret", "account"]
+    assert list(expiring)[:14] == ["id", "href", "name", "description", "icon", "status",
+                                   "statusReason", "expiresAt", "ipAllowlist", "rateLimit",
+                                   "lastAccessAt", "lastAccessIps", "previousSecret",
+                                   "account"]
     # Export's own lines take the fast way, IPv6 hex and hashes looking like exponents too.
     for line in first:
         if line.startswith('{"id":"TKN-'):

@@ -60,7 +60,8 @@ GROUP_COLUMNS = ("id", "account_id", "name", "description", "logo", "is_default"
 TOKEN_COLUMNS = ("id", "account_id", "name", "description", "icon", "status", "secret_hash",
                  "last_access_at", "revision", *AUDIT, "expires_at", "ip_allowlist",
                  "last_access_ips", "previous_secret_hash", "previous_expires_at",
-                 "previous_last_access_at", "retire_previous_on_first_use", "rotated_at")
+                 "previous_last_access_at", "retire_previous_on_first_use", "rotated_at",
+                 "rate_limit", "rate_limit_window", "status_reason")
 LINK_COLUMNS = ("token_id", "module_id")
 
 
@@ -396,7 +397,7 @@ TOKEN_EXPORT = ("id", "name", "description", "icon", "status", "last_access_at",
                 "updated_by_name", "revision", "secret_hash", "expires_at", "ip_allowlist",
                 "last_access_ips", "previous_secret_hash", "previous_expires_at",
                 "previous_last_access_at", "retire_previous_on_first_use", "rotated_at",
-                "account_id")
+                "rate_limit", "rate_limit_window", "status_reason", "account_id")
 
 
 def token_rows(session: AsyncSession) -> AsyncGenerator[Row[Any], None]:

@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -24,6 +25,7 @@ from pydantic import (
 
 from tokenhouse.kit.addresses import canonical_allowlist
 from tokenhouse.kit.problems import ValidationFailed
+from tokenhouse.kit.ratelimit import MAX_LIMIT, MAX_WINDOW
 from tokenhouse.kit.timeutil import as_utc
 
 # `revision` is an INTEGER column: 32 bits on PostgreSQL.
@@ -55,9 +57,25 @@ def _canonical(networks: list[str]) -> list[str] | None:
                          else f"{where}: {messages[0]}") from None
 
 
+# A status the service can leave a reason on: disable it sets one (the revoke-leaked route),
+# and delete keeps it; enable, disable by hand and rotation clear it (tokens/service.py).
+REASONED = ("Disabled", "Deleted")
+
+
+def _reasoned(value: str, info: ValidationInfo) -> str:
+    """A reason only on a token the service could have left it on. An Active token with
+    `Leaked` would be a leaked secret back in service without the rotation the API demands
+    before it enables one (and its status was refused already when `status` is missing)."""
+    status = info.data.get("status")
+    if status is not None and status not in REASONED:
+        raise ValueError(f"{value} only on a Disabled (or Deleted) token, not an {status} one")
+    return value
+
+
 # Checked only when given, so that a null (nearly every line's) costs no Python call.
 Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 Allowlist = Annotated[list[str], AfterValidator(_canonical)]
+Reason = Annotated[Literal["Leaked"], AfterValidator(_reasoned)]
 
 
 class Line(BaseModel):
@@ -203,6 +221,15 @@ class PreviousSecretIn(BaseModel):
     lastAccessAt: Instant | None = None
 
 
+class RateLimitIn(BaseModel):
+    """A token's rate limit, within the API's bounds (tokens/schemas.RateLimitIn): strict
+    integers, so that `"600"` or `600.5` is refused rather than read as something else."""
+
+    model_config = ConfigDict(extra="forbid")
+    limit: StrictInt = Field(ge=1, le=MAX_LIMIT)
+    windowSeconds: StrictInt = Field(ge=1, le=MAX_WINDOW)
+
+
 class TokenLine(Line):
     id: str = Field(pattern=r"^TKN-[0-9]{4}-[0-9]{4}$")
     name: str = Field(min_length=1, max_length=255)
@@ -211,9 +238,15 @@ class TokenLine(Line):
     # Expired is computed (an Active token past its expiresAt): stored as Active, and
     # needs an expiresAt (service._read_line).
     status: Literal["Active", "Disabled", "Deleted", "Expired"] = "Active"
+    # Why the service disabled it; read-only in the API, carried here so that a leaked
+    # token moved to another store still needs its rotation before it is enabled.
+    statusReason: Reason | None = None
     # Any instant, a past one too (the token is then Expired).
     expiresAt: Instant | None = None
     ipAllowlist: Allowlist | None = None
+    # Left out (a file of before issue 12) or null: no limit, as migration 0009 left the
+    # tokens of before; the server's default is for tokens created through the API.
+    rateLimit: RateLimitIn | None = None
     lastAccessAt: AwareDatetime | None = None
     lastAccessIps: list[AccessIn] | None = Field(default=None, max_length=MAX_ACCESS_IPS)
     previousSecret: PreviousSecretIn | None = None

@@ -158,6 +158,7 @@ def _read_line(text: str, number: int, chunk: Chunk, now: Any) -> str | None:
             status = "Active"
         # A previousSecret without its hash (as the API shows it) leaves nothing to keep.
         previous = line.previousSecret if line.previousSecretHash else None
+        limit = line.rateLimit
         chunk.previous_hashes += previous is not None
         chunk.tokens.append((number, line.id, line.account.id, line.name, line.description,
                              line.icon, status, line.secretHash, line.lastAccessAt,
@@ -167,7 +168,9 @@ def _read_line(text: str, number: int, chunk: Chunk, now: Any) -> str | None:
                              line.previousSecretHash,
                              previous.expiresAt if previous else None,
                              previous.lastAccessAt if previous else None,
-                             line.retirePreviousOnFirstUse, line.rotatedAt))
+                             line.retirePreviousOnFirstUse, line.rotatedAt,
+                             limit.limit if limit else None,
+                             limit.windowSeconds if limit else None, line.statusReason))
         listed: set[str] = set()
         for position, module in enumerate(line.modules):
             chunk.links.append((number, position, line.id, module.id, module.id in listed))
@@ -651,7 +654,8 @@ def _token_line(token: list[Any], account: str, modules: str, now: datetime) -> 
     (token_id, name, description, icon, status, last_access_at, created_at, created_by_id,
      created_by_name, updated_at, updated_by_id, updated_by_name, revision, secret_hash,
      expires_at, ip_allowlist, last_access_ips, previous_hash, previous_end,
-     previous_last_access_at, retire_previous, rotated_at, _) = token
+     previous_last_access_at, retire_previous, rotated_at, rate_limit, rate_window,
+     status_reason, _) = token
     audit = f'{{"created":{_event(created_at, created_by_id, created_by_name)}'
     if updated_at is not None:
         audit += f',"updated":{_event(updated_at, updated_by_id, updated_by_name)}'
@@ -660,6 +664,9 @@ def _token_line(token: list[Any], account: str, modules: str, now: datetime) -> 
         status = status_at(status, expires_at, now)
         expiry = _string(render(expires_at))
     networks = "null" if ip_allowlist is None else _ENCODER.encode(from_stored(ip_allowlist))
+    # Both set or neither (tokens/models.py); as render_rate_limit, one alone is none.
+    quota = ("null" if rate_limit is None or rate_window is None
+             else f'{{"limit":{rate_limit:d},"windowSeconds":{rate_window:d}}}')
     addresses = ("[]" if last_access_ips is None
                  else _ENCODER.encode(merged_addresses(last_access_ips, ())))
     previous, stored = "null", f'"secretHash":{_string(secret_hash)}'
@@ -672,8 +679,10 @@ def _token_line(token: list[Any], account: str, modules: str, now: datetime) -> 
         stored += f',"rotatedAt":{_string(render(rotated_at))}'
     return (f'{{"id":{_string(token_id)},"href":{_string(token_href(token_id))},'
             f'"name":{_string(name)},"description":{_string(description)},'
-            f'"icon":{_string(icon)},"status":{_string(status)},"expiresAt":{expiry},'
-            f'"ipAllowlist":{networks},"lastAccessAt":{_string(render(last_access_at))},'
+            f'"icon":{_string(icon)},"status":{_string(status)},'
+            f'"statusReason":{_string(status_reason)},"expiresAt":{expiry},'
+            f'"ipAllowlist":{networks},"rateLimit":{quota},'
+            f'"lastAccessAt":{_string(render(last_access_at))},'
             f'"lastAccessIps":{addresses},"previousSecret":{previous},"account":{account},'
             f'"modules":[{modules}],"audit":{audit}}},"revision":{_ENCODER.encode(revision)},'
             f'{stored}}}')
