@@ -154,6 +154,7 @@ PUBLIC = {
     ("GET", "/"),  # redirect to the web page, which signs in with a token itself
     ("GET", "/portal"),  # the same
     ("GET", f"{V1}/openapi.json"),  # the API's description
+    ("POST", f"{V1}/api-tokens/revoke-leaked"),  # leak reports, from anyone (tests/leaks)
 }
 
 

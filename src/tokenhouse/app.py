@@ -23,10 +23,11 @@ from tokenhouse.kit.addresses import TrustedProxies
 from tokenhouse.kit.db import create_engine, session_factory
 from tokenhouse.kit.invalidation import InvalidationListener, local
 from tokenhouse.kit.limits import RequestLimits
-from tokenhouse.kit.ratelimit import limiter_of
+from tokenhouse.kit.ratelimit import Quota, limiter_of
 from tokenhouse.kit.rql.folding import tables as folding_tables
 from tokenhouse.kit.settings import ConfigurationError, Settings, get_settings
 from tokenhouse.kit.wire import BODY_MODELS, ProblemDocument
+from tokenhouse.leaks.router import router as leaks_router
 from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.modules.router import router as modules_router
 from tokenhouse.portal.router import mount as mount_portal
@@ -72,7 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                     credentials=credentials, token_views=token_views,
                                     modules=modules, last_access=last_access,
                                     invalidation=listener, proxies=proxies, policy=policy,
-                                    limiter=limiter)
+                                    limiter=limiter,
+                                    leak_reports=Quota(settings.leak_reports_per_hour, 3600))
         await listener.start()
         last_access.start()
         _tune_garbage_collection()
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(405, _method_not_allowed)
     app.include_router(health_router)
     app.include_router(tokens_router)
+    app.include_router(leaks_router)
     app.include_router(modules_router)
     app.include_router(accounts_router)
     app.include_router(portal_router)
@@ -187,10 +190,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             responses.pop("422", None)
             # Each status listed, no `default`: an answer the document does not name (a 500
             # above all) fails the conformance tests instead of passing as "documented".
-            for status in _problem_statuses(path, method):
+            # `security: []`: a route for anyone (leaks/router.py), which never answers 401.
+            public = operation.get("security") == []
+            for status in _problem_statuses(path, method, public=public):
                 responses[str(status)] = {
                     "$ref": f"#/components/responses/{_problem_name(status)}"}
-            if path.startswith("/public/v1"):
+            if path.startswith("/public/v1") and not public:
                 operation["security"] = [{"bearer": []}]
             if method == "get":
                 _selectable_response(operation, schemas)
@@ -245,13 +250,13 @@ def _problem_name(status: int) -> str:
     return HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
 
 
-def _problem_statuses(path: str, method: str) -> list[int]:
+def _problem_statuses(path: str, method: str, *, public: bool = False) -> list[int]:
     """The problems an operation can answer: every request is held to the limits on its path
     and query (400, 414, see kit/limits.py); the rest follows from what the operation does."""
     statuses = {400, 414}
     if path != "/healthz":  # liveness does no I/O; everything else may meet a database outage
         statuses.add(503)
-    if path.startswith("/public/v1"):
+    if path.startswith("/public/v1") and not public:
         statuses |= {401, 403}
     if "{" in path:
         statuses.add(404)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tokenhouse.auth.cache import CredentialCache
 from tokenhouse.kit.addresses import TrustedProxies
 from tokenhouse.kit.invalidation import InvalidationListener
-from tokenhouse.kit.ratelimit import Limiter
+from tokenhouse.kit.ratelimit import Limiter, Quota
 from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.tokens.last_access import LastAccessRecorder
 from tokenhouse.tokens.lifecycle import Policy
@@ -34,6 +34,8 @@ class Runtime:
     policy: Policy
     # Counts requests against tokens' rate limits (and leak reports against addresses).
     limiter: Limiter
+    # Leak reports a client address may send (leaks/router.py): TOKENHOUSE_LEAK_REPORTS_PER_HOUR.
+    leak_reports: Quota
 
 
 async def resources(request: Request) -> Runtime:

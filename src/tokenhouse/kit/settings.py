@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     default_rate_limit: str | None = None
     # Redis unreachable: requests pass uncounted (`open`) or are refused with 503.
     rate_limit_failure: Literal["open", "closed"] = "open"
+    # Leak reports (POST .../api-tokens/revoke-leaked, no authentication) per client address
+    # and hour; past it, 429.
+    leak_reports_per_hour: int = Field(default=60, ge=1, le=1_000_000)
     log_level: str = "info"
     # One line per request (uvicorn's access log). Off where a proxy logs requests already,
     # or under load tests: the service's own lines stay at `log_level`.
