@@ -82,6 +82,8 @@ class Query:
     # The parameters the query string named, and whether it had filter terms.
     given: frozenset[str] = frozenset()
     terms: int = 0  # comparisons in the filter, as counted against MAX_TERMS
+    # `render()`: fill the placeholders of templated fields (audit records' `details`).
+    render: bool = False
 
 
 def parse_query(raw: str) -> Query:
@@ -89,6 +91,7 @@ def parse_query(raw: str) -> Query:
     text = decode(raw)
     params: dict[str, str] = {}
     filters: list[str] = []
+    render = False
     for part in split_parts(text):
         name, has_value, value = part.partition("=")
         key = name.lower()
@@ -96,8 +99,10 @@ def parse_query(raw: str) -> Query:
             if key in params:
                 raise RqlError(key, f"The parameter '{key}' is given more than once.")
             params[key] = value
-        elif part.lower() == "render()":
-            continue  # a rendering directive; no resource here renders
+        elif part.lower() in ("render()", "render()="):
+            # A directive, not a filter. mpt-api-client sends it bare on a list and as
+            # `render%28%29=` on a single read (it url-encodes the name and adds `=`).
+            render = True
         else:
             filters.append(part)
     parser = FilterParser("&".join(filters))
@@ -110,6 +115,7 @@ def parse_query(raw: str) -> Query:
         offset=_whole(params, "offset", 0),
         given=frozenset(params),
         terms=parser.terms,
+        render=render,
     )
 
 
