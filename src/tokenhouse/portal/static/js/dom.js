@@ -95,3 +95,10 @@ export function statusBadge(status) {
   const cls = STATUS_CLASSES[String(status).toLowerCase()] || "badge--neutral";
   return h("span", { class: ["badge", cls] }, status);
 }
+
+/** "Leaked" beside the status of a token the service disabled after a leak report, else null. */
+export function leakedBadge(token) {
+  if (token.statusReason !== "Leaked") return null;
+  return h("span", { class: "badge badge--leaked", title: "Its secret was reported as leaked" },
+    "Leaked");
+}

@@ -159,10 +159,11 @@ export class Modal {
 
 /**
  * Ask to confirm an action; on "confirm" run `action` inside the dialog (errors stay in the
- * dialog). Resolves with the action's result, or undefined when cancelled.
+ * dialog, with the API's detail; `onError(error)` is told of them too). Resolves with the
+ * action's result, or undefined when cancelled.
  */
 export function confirmAction({ title, text, note = null, confirmLabel, busyLabel,
-  danger = false, action }) {
+  danger = false, action, onError = null }) {
   const modal = new Modal({ title });
   modal.dialog.setAttribute("role", "alertdialog");
   const descId = nextId("dialog-desc");
@@ -180,6 +181,7 @@ export function confirmAction({ title, text, note = null, confirmLabel, busyLabe
       modal.close({ done: true, result });
     } catch (error) {
       modal.showError(error, `Could not ${confirmLabel.toLowerCase()}:`);
+      if (onError) onError(error);
       confirm.focus();
     }
   });

@@ -1,11 +1,14 @@
 // One API token: general, modules and details tabs; edit, rotate, disable/enable and delete.
 
 import { API_ROOT } from "../api.js";
-import { h, append, clear, exactTime, relativeTime, statusBadge, nextId } from "../dom.js";
+import { h, append, clear, exactTime, relativeTime, statusBadge, leakedBadge, nextId } from "../dom.js";
 import { announce, confirmAction, copyText, flash, messageBox } from "../ui.js";
 import { openEditDialog } from "./edit.js";
 import { openRotateDialog } from "./rotate.js";
 import { allowlistView, expiresSoon, soonBadge } from "../lifecycle.js";
+import { describeRateLimit } from "../ratelimit.js";
+
+export const LEAKED_TEXT = "Disabled because its secret was reported as leaked — rotate it, then enable.";
 
 const TABS = [
   { key: "general", label: "General" },
@@ -81,6 +84,11 @@ export class DetailsView {
     return this.token && this.token.id === this.ctx.me.id;
   }
 
+  /** Disabled by the service after a leak report: enabled only once rotated. */
+  get isLeaked() {
+    return this.token && this.token.status === "Disabled" && this.token.statusReason === "Leaked";
+  }
+
   // -- rendering ------------------------------------------------------------------------
 
   render() {
@@ -88,7 +96,8 @@ export class DetailsView {
     document.title = `${token.name} · API tokens · tokenhouse`;
     this.heading.textContent = token.name;
     this.crumb.textContent = token.name;
-    clear(this.statusSlot).append(statusBadge(token.status), " ", soonBadge(token) || "");
+    clear(this.statusSlot).append(statusBadge(token.status), " ", leakedBadge(token) || "",
+      soonBadge(token) || "");
     this.renderActions();
     clear(this.notes);
     if (this.isSelf) {
@@ -96,6 +105,8 @@ export class DetailsView {
     }
     if (token.status === "Deleted") {
       this.notes.append(messageBox("warning", "This API token is deleted: it authenticates nothing and cannot be changed."));
+    } else if (this.isLeaked) {
+      this.notes.append(this.leakedNote());
     } else if (token.status === "Disabled") {
       this.notes.append(messageBox("warning", "This API token is disabled: requests made with it are refused until it is enabled again."));
     } else if (token.status === "Expired") {
@@ -128,6 +139,18 @@ export class DetailsView {
     this.deleteButton = h("button", { type: "button", class: "btn btn--danger-outline" }, "Delete");
     this.deleteButton.addEventListener("click", () => this.remove());
     this.actions.append(this.deleteButton);
+  }
+
+  /** Why a leaked token is disabled, and the way back: a rotation, then Enable. */
+  leakedNote() {
+    const rotate = h("button", { type: "button", class: "btn btn--small", id: "rotate-leaked" },
+      "Rotate now");
+    rotate.addEventListener("click", () => this.rotate());
+    return messageBox("error", LEAKED_TEXT, {
+      title: "Its secret was reported as leaked",
+      actions: [h("span", { class: "muted small" }, "Anyone may have the old secret: "
+        + "it never works again. Rotating gives the token a new secret; then enable it. "),
+      rotate] });
   }
 
   /** The secret replaced by the last rotation, while it still works: until when, and a way
@@ -227,11 +250,13 @@ export class DetailsView {
         h("span", { class: "muted small" }, `${token.account.type} · ${token.account.id}`)]),
       prop("API endpoint", [copyLine(endpoint, "Copy endpoint"),
         h("p", { class: "muted small" }, "Call the API there with the header Authorization: Bearer <token>.")]),
-      prop("Status", statusBadge(token.status)),
+      prop("Status", [statusBadge(token.status), " ", leakedBadge(token) || ""]),
       prop("Expires", token.expiresAt
         ? [when(token.expiresAt), " ", soonBadge(token)]
         : h("span", { class: "muted" }, "Never")),
-      prop("IP allowlist", allowlistView(token.ipAllowlist)));
+      prop("IP allowlist", allowlistView(token.ipAllowlist)),
+      prop("Rate limit", token.rateLimit ? describeRateLimit(token.rateLimit)
+        : h("span", { class: "muted" }, "No limit")));
   }
 
   // -- actions --------------------------------------------------------------------------
@@ -255,8 +280,10 @@ export class DetailsView {
   async rotate() {
     const rotated = await openRotateDialog(this.ctx, this.token, { self: this.isSelf });
     if (!rotated) return;
+    const wasLeaked = this.isLeaked;
     this.show(rotated);
-    flash("success", `Rotated the secret of “${rotated.name}”.`);
+    flash("success", `Rotated the secret of “${rotated.name}”.`
+      + (wasLeaked && rotated.status === "Disabled" ? " It can be enabled again now." : ""));
     if (this.isSelf) await this.ctx.refreshMe().catch(() => {});
     this.rotateButton.focus();
   }
@@ -288,13 +315,24 @@ export class DetailsView {
       text: disable
         ? `“${token.name}” will stop authenticating requests until it is enabled again.`
         : `“${token.name}” will authenticate requests again.`,
-      note: self && disable ? "This is the token you are signed in with: you will be signed out." : null,
+      note: self && disable ? "This is the token you are signed in with: you will be signed out."
+        : !disable && this.isLeaked ? "Its secret was reported as leaked: it cannot be enabled "
+          + "before it is rotated." : null,
       confirmLabel: disable ? "Disable" : "Enable",
       busyLabel: disable ? "Disabling…" : "Enabling…",
       danger: disable,
       action: () => this.ctx.api.post(`/api-tokens/${token.id}/${kind}`),
+      // A 409 says why in its detail, which the dialog shows (reported as leaked, expired,
+      // changed meanwhile): the page behind is brought up to date, its banner included.
+      onError: (error) => {
+        if (error.status === 409) this.load();
+      },
     });
-    if (!done) return;
+    if (!done) {
+      // Redrawn behind the dialog (a 409): the button that opened it is gone.
+      if (!document.activeElement || document.activeElement === document.body) this.focusHeading();
+      return;
+    }
     if (self && disable) {
       this.ctx.signOut({ message: "You disabled the API token you were signed in with, so you have been signed out." });
       return;

@@ -1,10 +1,11 @@
-// Edit an API token: name, description, modules, expiry and IP allowlist. Sends the revision it read, so a change made
+// Edit an API token: name, description, modules, expiry, IP allowlist and rate limit. Sends the revision it read, so a change made
 // meanwhile by someone else is a 409 (shown as such) rather than silently overwritten.
 
 import { h, exactTime } from "../dom.js";
 import { Modal, messageBox } from "../ui.js";
 import { textField, moduleChecklist } from "../forms.js";
 import { allowlistField, allowlistText, expiryField } from "../lifecycle.js";
+import { rateLimitField, sameRateLimit } from "../ratelimit.js";
 
 export function openEditDialog(ctx, token) {
   const modal = new Modal({ title: `Edit “${token.name}”`, wide: true });
@@ -25,12 +26,13 @@ export function openEditDialog(ctx, token) {
       note: token.expiresAt ? `expires ${exactTime(token.expiresAt)}` : "never expires" },
     hint: "A new expiry counts from now." });
   const allowlist = allowlistField({ text: allowlistText(token.ipAllowlist) });
+  const rateLimit = rateLimitField({ current: token.rateLimit || null });
   let stale = false;
   const form = h("form", { novalidate: true, id: `edit-${token.id}` },
     name.wrap, description.wrap, modules.wrap,
     expiry ? expiry.wrap : messageBox("info", "This API token has expired, so its expiry "
       + "cannot be changed here: rotate it to give it a new secret and a new expiry."),
-    allowlist.wrap);
+    allowlist.wrap, rateLimit.wrap);
   modal.body.append(form);
   const cancel = h("button", { type: "button", class: "btn" }, "Cancel");
   const save = h("button", { type: "submit", class: "btn btn--primary", form: form.id },
@@ -45,6 +47,7 @@ export function openEditDialog(ctx, token) {
     const chosen = modules.selected();
     const newExpiry = expiry ? expiry.read() : { ok: true, keep: true };
     const networks = allowlist.read();
+    const limit = rateLimit.read();
     let invalid = null;
     if (!name.input.value.trim()) {
       name.setError("Enter a name.");
@@ -54,7 +57,7 @@ export function openEditDialog(ctx, token) {
       modules.setError("Choose at least one module.");
       invalid = invalid || { focus: () => modules.focus() };
     }
-    if (!newExpiry.ok) invalid = invalid || { focus: () => {} };
+    if (!newExpiry.ok || !limit.ok) invalid = invalid || { focus: () => {} };
     if (invalid) {
       modal.showError(null, "Please correct the highlighted fields.");
       invalid.focus();
@@ -66,9 +69,10 @@ export function openEditDialog(ctx, token) {
       modules: chosen.map((id) => ({ id })),
       revision: token.revision,
     };
-    // Only what changed: an unchanged expiry or allowlist is not sent again.
+    // Only what changed: an unchanged expiry, allowlist or rate limit is not sent again.
     if (!newExpiry.keep) body.expiresAt = newExpiry.expiresAt;
     if (allowlistText(networks) !== allowlistText(token.ipAllowlist)) body.ipAllowlist = networks;
+    if (!sameRateLimit(limit.rateLimit, token.rateLimit)) body.rateLimit = limit.rateLimit;
     try {
       const updated = await modal.run(save, "Saving…",
         () => ctx.api.put(`/api-tokens/${token.id}`, body), [cancel]);
@@ -84,6 +88,7 @@ export function openEditDialog(ctx, token) {
         if (error.fieldsNamed && error.fieldsNamed("modules")) modules.setError(fieldMessage(error, "modules"));
         if (expiry) expiry.showApiError(error);
         allowlist.showApiError(error);
+        rateLimit.showApiError(error);
       }
       save.focus();
     }

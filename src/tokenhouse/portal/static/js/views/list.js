@@ -1,6 +1,6 @@
 // The list of API tokens: search, filters, sorting and paging, all done by the server (RQL).
 
-import { h, clear, timeEl, statusBadge, nextId } from "../dom.js";
+import { h, clear, timeEl, statusBadge, leakedBadge, nextId } from "../dom.js";
 import { searchFilter, eqFilter } from "../rql.js";
 import { announce, messageBox } from "../ui.js";
 import { selectField } from "../forms.js";
@@ -325,7 +325,7 @@ export class ListView {
           h("span", { class: "token-sub" }, `${token.account.type} · `,
             h("span", { class: "id" }, token.account.id))];
       case "status":
-        return statusBadge(token.status);
+        return [statusBadge(token.status), leakedBadge(token)];
       case "modules": {
         const modules = [...(token.modules || [])].sort((a, b) => a.name.localeCompare(b.name));
         const shown = modules.slice(0, MODULE_CHIPS);

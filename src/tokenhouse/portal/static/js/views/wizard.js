@@ -1,4 +1,4 @@
-// Add an API token: General -> Modules -> Security (expiry, IP allowlist) -> Overview ->
+// Add an API token: General -> Modules -> Security (expiry, IP allowlist, rate limit) -> Overview ->
 // Summary (the secret, shown once).
 
 import { h, clear, nextId } from "../dom.js";
@@ -7,6 +7,7 @@ import { textField, moduleChecklist } from "../forms.js";
 import { accountPicker } from "./accounts.js";
 import { allowlistField, allowlistView, describeChoice, describeExpiry, expiryField, expiryOf,
   parseAllowlist, DEFAULT_EXPIRY } from "../lifecycle.js";
+import { describeRateChoice, describeRateLimit, rateLimitField, rateLimitOf } from "../ratelimit.js";
 
 const STEPS = ["General", "Modules", "Security", "Overview", "Summary"];
 const SECURITY = 2;
@@ -31,6 +32,7 @@ class Wizard {
       modules: new Set(),
       expiry: { choice: DEFAULT_EXPIRY, date: "" },
       allowlist: "",
+      rateLimit: null, // the field's state; null: not chosen yet (the server's default)
     };
     this.modal = new Modal({ title: "Add API token", wide: true });
     this.modal.dialog.classList.add("wizard");
@@ -86,6 +88,7 @@ class Wizard {
         // The API's words next to the field they are about (what was typed stays).
         this.expiry.showApiError(error);
         this.allowlist.showApiError(error);
+        this.rateLimit.showApiError(error);
       }
     }
   }
@@ -100,6 +103,7 @@ class Wizard {
     if (this.step === SECURITY && this.expiry) {
       this.data.expiry = this.expiry.state();
       this.data.allowlist = this.allowlist.text();
+      this.data.rateLimit = this.rateLimit.state();
     }
   }
 
@@ -233,15 +237,18 @@ class Wizard {
     this.expiry = expiryField({ state: this.data.expiry,
       hint: "Once expired, the token authenticates nothing; rotating it gives it a new secret and a new expiry." });
     this.allowlist = allowlistField({ text: this.data.allowlist });
-    section.append(this.expiry.wrap, this.allowlist.wrap);
+    this.rateLimit = rateLimitField({ state: this.data.rateLimit });
+    section.append(this.expiry.wrap, this.allowlist.wrap, this.rateLimit.wrap);
   }
 
   readSecurity() {
     this.allowlist.clearError();
     const expiry = this.expiry.read();
     if (!expiry.ok) return false;
+    if (!this.rateLimit.read().ok) return false;
     this.data.expiry = this.expiry.state();
     this.data.allowlist = this.allowlist.text();
+    this.data.rateLimit = this.rateLimit.state();
     return true;
   }
 
@@ -261,7 +268,10 @@ class Wizard {
         h("dt", {}, "Modules"),
         h("dd", {}, h("ul", { class: "chips" }, modules.map((m) => h("li", { class: "chip" }, m.name)))),
         h("dt", {}, "Expires"), h("dd", {}, describeChoice(this.data.expiry)),
-        h("dt", {}, "IP allowlist"), h("dd", {}, allowlistView(networks))));
+        h("dt", {}, "IP allowlist"), h("dd", {}, allowlistView(networks)),
+        h("dt", {}, "Rate limit"),
+        h("dd", {}, this.data.rateLimit ? describeRateChoice(this.data.rateLimit)
+          : "The server's default")));
   }
 
   async create() {
@@ -279,6 +289,9 @@ class Wizard {
     body.expiresAt = expiry.expiresAt;
     const networks = parseAllowlist(this.data.allowlist);
     if (networks.length) body.ipAllowlist = networks;
+    // Left out: the server's default (TOKENHOUSE_DEFAULT_RATE_LIMIT); null: no limit at all.
+    const limit = this.data.rateLimit ? rateLimitOf(this.data.rateLimit) : { given: false };
+    if (limit.given) body.rateLimit = limit.rateLimit;
     let token;
     try {
       token = await this.modal.run(this.next, "Creating…",
@@ -287,7 +300,8 @@ class Wizard {
       // Back to the step the problem is about, with the API's words.
       const step = error.fieldsNamed && error.fieldsNamed("name", "description", "account") ? 0
         : error.fieldsNamed && error.fieldsNamed("modules") ? 1
-          : error.fieldsNamed && error.fieldsNamed("expiresAt", "ipAllowlist") ? SECURITY
+          : error.fieldsNamed && error.fieldsNamed("expiresAt", "ipAllowlist", "rateLimit")
+            ? SECURITY
             : OVERVIEW;
       this.go(step, { error });
       return;
@@ -322,7 +336,8 @@ class Wizard {
       h("dl", { class: "review" },
         h("dt", {}, "Token ID"), h("dd", {}, h("code", {}, token.id)),
         h("dt", {}, "Status"), h("dd", {}, token.status),
-        h("dt", {}, "Expires"), h("dd", {}, describeExpiry(token.expiresAt))));
+        h("dt", {}, "Expires"), h("dd", {}, describeExpiry(token.expiresAt)),
+        h("dt", {}, "Rate limit"), h("dd", {}, describeRateLimit(token.rateLimit))));
     const view = h("a", { href: `#/tokens/${token.id}`, class: "btn" }, "View token");
     view.addEventListener("click", () => this.modal.close(token));
     this.modal.footer.insertBefore(view, this.next);
