@@ -151,6 +151,7 @@ MATRIX = (
 PUBLIC = {
     ("GET", "/healthz"),  # liveness, no I/O
     ("GET", "/readyz"),  # readiness
+    ("GET", "/metrics"),  # Prometheus scrapes: counts by route template, no ids (README)
     ("GET", "/"),  # redirect to the web page, which signs in with a token itself
     ("GET", "/portal"),  # the same
     ("GET", f"{V1}/openapi.json"),  # the API's description

@@ -23,11 +23,13 @@ from tokenhouse.kit.addresses import TrustedProxies
 from tokenhouse.kit.db import create_engine, session_factory
 from tokenhouse.kit.invalidation import InvalidationListener, local
 from tokenhouse.kit.limits import RequestLimits
+from tokenhouse.kit.metrics import RequestMetrics
 from tokenhouse.kit.ratelimit import Quota, limiter_of
 from tokenhouse.kit.rql.folding import tables as folding_tables
 from tokenhouse.kit.settings import ConfigurationError, Settings, get_settings
 from tokenhouse.kit.wire import BODY_MODELS, ProblemDocument
 from tokenhouse.leaks.router import router as leaks_router
+from tokenhouse.metrics.router import router as metrics_router
 from tokenhouse.modules.catalog import ModuleCatalog
 from tokenhouse.modules.router import router as modules_router
 from tokenhouse.portal.router import mount as mount_portal
@@ -104,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLimits)  # added first: runs inside ProblemMiddleware (trace id)
     problems.install(app)
     app.add_exception_handler(405, _method_not_allowed)
+    if settings.metrics:  # added last: outermost, it times the whole answer
+        app.add_middleware(RequestMetrics)
     app.include_router(health_router)
     app.include_router(tokens_router)
     app.include_router(leaks_router)
@@ -111,6 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_router)
     app.include_router(portal_router)
     app.include_router(apidocs_router)
+    if settings.metrics:  # after the API's routes: not one more match before theirs
+        app.include_router(metrics_router)
     mount_portal(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -254,7 +260,8 @@ def _problem_statuses(path: str, method: str, *, public: bool = False) -> list[i
     """The problems an operation can answer: every request is held to the limits on its path
     and query (400, 414, see kit/limits.py); the rest follows from what the operation does."""
     statuses = {400, 414}
-    if path != "/healthz":  # liveness does no I/O; everything else may meet a database outage
+    # Liveness and metrics do no I/O; everything else may meet a database outage.
+    if path not in ("/healthz", "/metrics"):
         statuses.add(503)
     if path.startswith("/public/v1") and not public:
         statuses |= {401, 403}

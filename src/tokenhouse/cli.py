@@ -5,8 +5,10 @@ import copy
 import json
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager, contextmanager
 from pathlib import Path
@@ -66,11 +68,44 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     # `proxy_headers=False`: X-Forwarded-For is not believed, from anyone. uvicorn's default
     # trusts it from 127.0.0.1, which lets a local caller write any client address into the
     # access log (and into anything that will read the client's address).
-    uvicorn.run("tokenhouse.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level=settings.log_level,
-                log_config=_log_config(settings.log_level), access_log=settings.access_log,
-                timeout_graceful_shutdown=30,
-                server_header=False, http=BoundedHttpToolsProtocol, proxy_headers=False)
+    with _metrics_directory(settings, workers):
+        uvicorn.run("tokenhouse.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level=settings.log_level,
+                    log_config=_log_config(settings.log_level), access_log=settings.access_log,
+                    timeout_graceful_shutdown=30,
+                    server_header=False, http=BoundedHttpToolsProtocol, proxy_headers=False)
+
+
+# prometheus_client's multiprocess mode (kit/metrics.py) reads its directory from here.
+METRICS_DIRECTORY_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def _metrics_directory(settings: Settings, workers: int) -> Iterator[None]:
+    """With several workers, the directory where each writes its metrics and any of them
+    reads all of them to answer /metrics: set in the environment before the workers start
+    (prometheus_client picks its mode at import, in each worker).
+
+    A directory of its own (0700, removed at exit), so that no other server's values, nor
+    an earlier run's, are summed in; a directory given in PROMETHEUS_MULTIPROC_DIR (a
+    supervisor's) is used instead, emptied of metric files first (the library requires a
+    clean one per run). One worker keeps its metrics in memory."""
+    given = os.environ.get(METRICS_DIRECTORY_ENV)
+    if not settings.metrics or (workers == 1 and not given):
+        yield
+        return
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink(missing_ok=True)
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="tokenhouse-metrics-")
+    os.environ[METRICS_DIRECTORY_ENV] = directory
+    try:
+        yield
+    finally:
+        del os.environ[METRICS_DIRECTORY_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _log_config(level: str) -> dict[str, Any]:

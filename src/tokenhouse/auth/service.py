@@ -9,6 +9,7 @@ from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.cache import CredentialCache
 from tokenhouse.kit import crypto
 from tokenhouse.kit.addresses import Allowlist
+from tokenhouse.kit.metrics import count_auth
 from tokenhouse.kit.problems import Forbidden, Unauthorized
 from tokenhouse.kit.ratelimit import Quota
 from tokenhouse.kit.timeutil import as_utc, render, utcnow
@@ -46,6 +47,7 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
     """
     token_id = crypto.token_id_of(secret)
     if token_id is None:
+        count_auth("invalid")
         raise Unauthorized(INVALID)
     secret_hash = crypto.hash_secret(key, secret)
     if cache is not None:
@@ -54,6 +56,7 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
         if cached is not None:
             if cached.allowlist is not None:
                 admit(cached, address)
+            count_auth("valid")
             return cached
     # Marks taken before the read: a change committed while it runs keeps it out of both.
     credential_mark = cache.mark() if cache is not None else None
@@ -75,6 +78,7 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
         credential_mark.keep(secret_hash, actor)
     if view_mark is not None:
         view_mark.keep(token.id, view)
+    count_auth("valid")
     # The view rides with this request's actor only: a cached credential never holds one.
     return replace(actor, own_view=view)
 
@@ -83,6 +87,7 @@ def admit(actor: Actor, address: str | None) -> None:
     """403 unless the actor's token may be used from `address` (the client's, see
     kit/addresses.TrustedProxies; None: unknown, which no allowlist admits)."""
     if actor.allowlist is not None and not actor.allowlist.allows(address):
+        count_auth("refused_network")
         raise Forbidden(f"Token {actor.token_id} cannot be used from "
                         f"{address or 'an unknown address'}.")
 
@@ -130,16 +135,22 @@ async def _verify(engine: AsyncEngine, secret_hash: str, token_id: str,
     secret is its current one; or 401."""
     credential = await tokens.find_credential(engine, secret_hash, token_id)
     if credential is None or not crypto.same(credential.token.id, token_id):
+        count_auth("invalid")
         raise Unauthorized(INVALID)
     token = credential.token
     if token.status != TokenStatus.ACTIVE:
+        # A Deleted token's secret is counted as no credential at all: invalid.
+        count_auth("disabled" if token.status == TokenStatus.DISABLED else "invalid")
         raise Unauthorized(f"The API token is {token.status}.")
     if token.account.is_disabled:
+        count_auth("disabled")
         raise Unauthorized("The account of this API token is Disabled.")
     if is_expired(token.expires_at, now):
+        count_auth("expired")
         raise Unauthorized(f"The API token {token.id} expired at {render(token.expires_at)}.")
     if not credential.current and previous_until(grace_end(token), token.expires_at,
                                                  now) is None:
+        count_auth("expired")  # the replaced secret's grace window is over
         raise Unauthorized("This secret was replaced by a rotation of the API token, and its "
                            "grace window has ended.")
     return token, credential.current

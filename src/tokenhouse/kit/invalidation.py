@@ -53,6 +53,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, UOWTransaction, mapped_column
 
+from tokenhouse.kit import metrics
 from tokenhouse.kit.db import Base
 from tokenhouse.kit.tasks import cancel
 from tokenhouse.kit.timeutil import utcnow
@@ -339,6 +340,8 @@ class InvalidationListener:
     def _each(self, method: str) -> None:
         for cache in self._caches:
             getattr(cache, method)()
+        if method != "clear":  # enable: changes arrive again; disable: they may not
+            metrics.set_invalidation_listening(method == "enable")
 
     async def _listen(self) -> None:
         url = make_url(self._engine.url).set(drivername="postgresql")

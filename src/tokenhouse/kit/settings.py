@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # One line per request (uvicorn's access log). Off where a proxy logs requests already,
     # or under load tests: the service's own lines stay at `log_level`.
     access_log: bool = True
+    # GET /metrics and the timing of every request (kit/metrics.py); off: /metrics is a 404.
+    metrics: bool = True
 
     @property
     def is_embedded(self) -> bool:

@@ -31,6 +31,7 @@ from functools import lru_cache
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tokenhouse.kit import metrics
 from tokenhouse.kit.invalidation import Seen, publish
 from tokenhouse.kit.outage import unavailable
 from tokenhouse.kit.tasks import cancel
@@ -132,6 +133,7 @@ class LastAccessRecorder:
             try:
                 await self.flush()
             except Exception as exc:
+                metrics.count_last_access_failure()
                 # Kept for the next round (see flush); a database hiccup must not stop it.
                 if unavailable(exc) or _deadlock(exc):  # one line per round, no traceback
                     log.warning("could not write lastAccessAt values (%s); will retry",
@@ -188,6 +190,7 @@ class LastAccessRecorder:
                 self._flushing = {}
                 raise
             self._flushing = {}
+            metrics.observe_last_access_batch(len(ids))
             return len(ids)
 
     def _needs_addresses(self, token_id: str, noted: Noted, now: float) -> bool:
