@@ -152,3 +152,25 @@ def test_the_directory_is_removed_when_the_server_stops(workers: Workers) -> Non
     assert workers.server.terminate() == 0
     assert not directory.exists()
     assert not list(workers.tmp.iterdir())
+
+
+def test_a_directory_given_is_emptied_first(tmp_path: Path) -> None:
+    """PROMETHEUS_MULTIPROC_DIR set by a supervisor: used, and its files of an earlier run
+    (here one that is not even readable) are gone before the workers start."""
+    live = LiveServer.start("sqlite", tmp_path / "live")
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "counter_1.db").write_bytes(b"left by an earlier run")
+    (given / "notes.txt").write_text("not ours")
+    server = Server("--workers", "2", cwd=live.workdir,
+                    env={**live.env, "PROMETHEUS_MULTIPROC_DIR": str(given)})
+    try:
+        server.wait_healthy()
+        read(server)
+        assert not (given / "counter_1.db").exists()
+        assert (given / "notes.txt").exists()
+        assert {path.name.partition("_")[0] for path in given.glob("*.db")} >= {"counter"}
+    finally:
+        server.stop()
+        live.stop()
+    assert given.exists()  # the supervisor's, not removed
