@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -94,7 +95,8 @@ async def test_a_reported_secret_disables_its_token_at_once(app, client, factory
         async with reporter(app) as anyone:
             # The same answer as for garbage, the secret among garbage.
             accepted(await report(anyone, "garbage", tenant.secret,
-                                  source=f"{SOURCE}?q={tenant.secret}\nforged line"), 2)
+                                  source=f"{SOURCE}?q={tenant.secret}&r="
+                                         f"{quote(tenant.secret)}\nforged line"), 2)
     assert not await works(client, tenant.secret)
     token = await read(client, admin, tenant.id)
     assert token["status"] == "Disabled"
