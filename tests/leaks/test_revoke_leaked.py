@@ -30,6 +30,11 @@ def fresh_address() -> str:
     return f"198.51.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
 
 
+def fresh_v6(host: str = "1") -> str:
+    """An IPv6 address in a /64 of its own (new to Redis on every run, too)."""
+    return f"2001:db8:{secrets.randbelow(65536):x}:{secrets.randbelow(65536):x}::{host}"
+
+
 @asynccontextmanager
 async def reporter(app: FastAPI, address: str | None = None
                    ) -> AsyncIterator[httpx.AsyncClient]:
@@ -330,7 +335,7 @@ async def test_with_redis_the_limit_holds_across_processes(settings, client):
     """Two apps (as two processes would) on one Redis share each address's count."""
     redis = {"redis_url": SecretStr("redis://127.0.0.1:6379/0")}
     # An address new to Redis on every run (its counts outlive the test).
-    address = f"2001:db8:{secrets.randbelow(65536):x}::{secrets.randbelow(65536):x}"
+    address = fresh_v6()
     async with limited_app(settings, 3, **redis) as one, limited_app(settings, 3, **redis) as two:
         async with reporter(one, address) as via_one, reporter(two, address) as via_two:
             accepted(await report(via_one, "x"), 1)
@@ -338,3 +343,17 @@ async def test_with_redis_the_limit_holds_across_processes(settings, client):
             accepted(await report(via_one, "x"), 1)
             problem(await report(via_two, "x"), 429)
             problem(await report(via_one, "x"), 429)
+
+
+async def test_an_ipv6_client_is_counted_by_its_64(settings, client):
+    """Whoever holds one address of a /64 holds them all: a new address is no new count."""
+    async with limited_app(settings, 2) as app:
+        one = fresh_v6("1")
+        prefix = one.rsplit("::", 1)[0]
+        for address in (one, f"{prefix}:abcd:ef01:2345:6789"):
+            async with reporter(app, address) as c:
+                accepted(await report(c, "x"), 1)
+        async with reporter(app, f"{prefix}:ffff:ffff:ffff:fffe") as same_64:
+            problem(await report(same_64, "x"), 429)
+        async with reporter(app, fresh_v6()) as other_64:
+            accepted(await report(other_64, "x"), 1)

@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from ipaddress import IPv6Network
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -63,12 +64,22 @@ async def _count(request: Request, resources: Runtime) -> None:
         peer[0] if peer else None,
         request.headers.getlist("x-forwarded-for") if resources.proxies.networks else [])
     quota = resources.leak_reports
-    # An unknown address (a malformed forwarded hop) shares one counter with all others.
-    decision = await resources.limiter.hit(f"leak:{address or 'unknown'}", quota.limit,
-                                           quota.window)
+    decision = await resources.limiter.hit(counter(address), quota.limit, quota.window)
     for name, value in headers(quota, decision):
         note_header(request.scope, name, value)
     if not decision.allowed:
         raise TooManyRequests(
             f"Too many leak reports from this address ({quota.limit} an hour); retry in "
             f"{decision.retry_after} s.", headers={"Retry-After": str(decision.retry_after)})
+
+
+def counter(address: str | None) -> str:
+    """The limiter's key of a client address (canonical, see kit/addresses.py). An IPv6
+    client is counted by its /64: whoever holds one address of it holds them all (SLAAC,
+    privacy addresses), and could otherwise take a fresh address, and a fresh count, per
+    report. An unknown address (a malformed forwarded hop) shares one count with all others."""
+    if address is None:
+        return "leak:unknown"
+    if ":" in address:
+        return f"leak:{IPv6Network((address, 64), strict=False)}"
+    return f"leak:{address}"
