@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import delete, event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tokenhouse.audit.models import AuditRecord, EventType
 from tokenhouse.kit.direct import DirectSelect
 from tokenhouse.models import Account, AccountIcon, ApiToken, UserGroup, token_modules
 
@@ -76,5 +77,7 @@ async def empty_store(session: AsyncSession) -> None:
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("LOCK TABLE api_tokens IN EXCLUSIVE MODE"))
     for table in (token_modules, ApiToken.__table__, UserGroup.__table__,
-                  AccountIcon.__table__, Account.__table__):
+                  AccountIcon.__table__, Account.__table__, AuditRecord.__table__):
         await session.execute(delete(table))
+    # The platform's event types stay, as the module catalog does; integrations' go.
+    await session.execute(delete(EventType).where(EventType.owner != ""))

@@ -19,17 +19,21 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
+from sqlalchemy import select
 
 from tests.factories import ALL_OF_TYPE, Factory, Issued
 from tests.helpers import V1, problem
 from tokenhouse.accounts import service as accounts
 from tokenhouse.accounts.schemas import AccountUpdate
+from tokenhouse.audit.models import AuditRecord
 from tokenhouse.auth.actor import Actor, system_actor
 from tokenhouse.auth.service import authenticate
 from tokenhouse.kit.problems import Forbidden
 from tokenhouse.modules.repository import all_modules
 from tokenhouse.tokens import service as tokens
 
+AUDIT = "/public/v1/audit"
+EVENT_TYPE = "AET-1000-0001"  # a platform event type (migration 0010)
 MARKETPLACE = "MOD-3419"  # for Client and Operations accounts, not Vendor ones
 HELPDESK = "MOD-5907"  # for every account type
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -145,6 +149,29 @@ MATRIX = (
               body=lambda world: {}, bad_body={"unexpected": True}),
     Operation("GET", f"{V1}/accounts/{{account_id}}/icon",
               row(no_module=200, itself=200, owner=200, other_tenant=404, operations=200)),
+    # The audit trail: the Audit module (any account type), each tenant its own records.
+    Operation("GET", f"{AUDIT}/records",
+              row(no_module=403, itself=403, owner=200, other_tenant=200, operations=200),
+              bad_query=LIST_QUERY),
+    # Tenant B names tenant A's account as the object: a property of the body, so 400.
+    Operation("POST", f"{AUDIT}/records",
+              row(no_module=403, itself=403, owner=201, other_tenant=400, operations=201),
+              body=lambda world: {"event": "extension.matrix.test", "summary": "Matrix",
+                                  "object": {"id": world.account_a}},
+              bad_body={"event": 7}),
+    Operation("GET", f"{AUDIT}/records/{{record_id}}",
+              row(no_module=403, itself=403, owner=200, other_tenant=404, operations=200),
+              bad_query=ITEM_QUERY),
+    Operation("GET", f"{AUDIT}/event-types",
+              row(no_module=403, itself=403, owner=200, other_tenant=200, operations=200),
+              bad_query=LIST_QUERY),
+    Operation("GET", f"{AUDIT}/event-types/{{type_id}}",
+              row(no_module=403, itself=403, owner=200, other_tenant=200, operations=200),
+              bad_query=ITEM_QUERY),
+    Operation("PUT", f"{AUDIT}/event-types/{{type_id}}",
+              row(no_module=403, itself=403, owner=403, other_tenant=403, operations=200),
+              body=lambda world: {"description": "Changed in the matrix"},
+              bad_body={"description": 7}),
 )
 
 # Routes that need no credential at all, and why.
@@ -180,6 +207,7 @@ def test_every_route_has_a_row(app: FastAPI) -> None:
 class World:
     account_a: str
     tokens: dict[str, Issued]
+    record_id: str  # the record of the addressed token's creation, in tenant A's trail
 
 
 async def make_world(app: FastAPI, factory: Factory) -> World:
@@ -207,7 +235,10 @@ async def make_world(app: FastAPI, factory: Factory) -> World:
                                       data=AccountUpdate(),
                                       icon=accounts.Icon("image/png", PNG))
         await session.commit()
-    return World(account_a, tokens)
+        record_id = await session.scalar(select(AuditRecord.id).where(
+            AuditRecord.object_id == tokens["itself"].id))
+    assert record_id is not None
+    return World(account_a, tokens, record_id)
 
 
 def headers(world: World, caller: str) -> dict[str, str]:
@@ -220,7 +251,8 @@ def headers(world: World, caller: str) -> dict[str, str]:
 
 def url(operation: Operation, world: World) -> str:
     return operation.path.format(token_id=world.tokens["itself"].id,
-                                 account_id=world.account_a, module_id=MARKETPLACE)
+                                 account_id=world.account_a, module_id=MARKETPLACE,
+                                 record_id=world.record_id, type_id=EVENT_TYPE)
 
 
 CELLS = [pytest.param(operation, caller, id=f"{operation.method} {operation.path} as {caller}")

@@ -143,6 +143,10 @@ def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         drop_pg_database_sync(name)
 
 
+# An event type of the platform's catalog (migration 0010).
+PLATFORM_EVENT_TYPE = "AET-1000-0001"
+
+
 @pytest.fixture(scope="module")
 def seeded(database: Settings) -> Iterator[Seeded]:
     """The app, an admin (Operations) and a tenant (Client, Access Management) to call it
@@ -163,9 +167,12 @@ def seeded(database: Settings) -> Iterator[Seeded]:
             "name": "tenant", "account": {"id": tenant_account["id"]},
             "modules": [{"id": module} for module in seeded.client_modules]})
         seeded.tenant = tenant["token"]
+        records = seeded.request("GET", "/public/v1/audit/records?limit=2").json()["data"]
         seeded.readable = {"account_id": [account_id, tenant_account["id"]],
                            "token_id": [tenant["id"]],
-                           "module_id": [module["id"] for module in catalog]}
+                           "module_id": [module["id"] for module in catalog],
+                           "record_id": [record["id"] for record in records],
+                           "type_id": [PLATFORM_EVENT_TYPE]}
         yield seeded
     finally:
         asgi.shutdown_lifespans()
@@ -182,7 +189,8 @@ def victims(seeded: Seeded) -> Seeded:
         "modules": [{"id": seeded.client_modules[0]}]})["id"] for _ in range(3)]
     response = seeded.request("POST", f"{TOKENS}/{tokens[0]}/disable")
     assert response.status_code == 200, response.text
-    seeded.victims = {"account_id": accounts, "token_id": tokens}
+    seeded.victims = {"account_id": accounts, "token_id": tokens,
+                      "type_id": [PLATFORM_EVENT_TYPE]}
     return seeded
 
 

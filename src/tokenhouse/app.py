@@ -16,6 +16,7 @@ from starlette.routing import Match, Mount
 from tokenhouse import __version__
 from tokenhouse.accounts.router import router as accounts_router
 from tokenhouse.apidocs import router as apidocs_router
+from tokenhouse.audit.router import router as audit_router
 from tokenhouse.auth.cache import CredentialCache
 from tokenhouse.health.router import router as health_router
 from tokenhouse.kit import problems
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(leaks_router)
     app.include_router(modules_router)
     app.include_router(accounts_router)
+    app.include_router(audit_router)
     app.include_router(portal_router)
     app.include_router(apidocs_router)
     if settings.metrics:  # after the API's routes: not one more match before theirs

@@ -2,13 +2,22 @@
 Management create, change, enable and disable any account."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenhouse.accounts import repository
 from tokenhouse.accounts.auth import MANAGE
 from tokenhouse.accounts.models import Account, AccountIcon, AccountStatus, UserGroup
-from tokenhouse.accounts.schemas import AccountCreate, AccountFields, AccountUpdate
+from tokenhouse.accounts.schemas import (
+    AccountCreate,
+    AccountFields,
+    AccountUpdate,
+    render_account,
+)
+from tokenhouse.audit import events
+from tokenhouse.audit import service as audit
+from tokenhouse.audit.subjects import Party, Subject
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit import ids
 from tokenhouse.kit.problems import Conflict, NotFound, ValidationFailed
@@ -63,6 +72,7 @@ async def create_account(*, session: AsyncSession, actor: Actor, data: AccountCr
     session.add(account)
     await session.flush()
     await _store_icon(session, account, icon)
+    _record(session, actor, events.ACCOUNT_CREATED, account)
     return account
 
 
@@ -70,6 +80,7 @@ async def update_account(*, session: AsyncSession, actor: Actor, account: Accoun
                          data: AccountUpdate, icon: Icon | None = None) -> Account:
     """Change the given properties (and the icon); the type of an account never changes."""
     MANAGE.check(actor)
+    before = render_account(account)
     # The body is judged (400) before the revision (409), as everywhere.
     if data.type is not None and data.type != account.type:
         raise ValidationFailed({"type": ["The type of an account cannot be changed."]})
@@ -87,6 +98,9 @@ async def update_account(*, session: AsyncSession, actor: Actor, account: Accoun
     # One write of the account row (one revision); the icon bytes live in their own table.
     await session.flush()
     await _store_icon(session, account, icon)
+    after = render_account(account)
+    _record(session, actor, events.ACCOUNT_UPDATED, account, after,
+            changes=audit.changes(before, after))
     return account
 
 
@@ -100,6 +114,7 @@ async def disable_account(*, session: AsyncSession, actor: Actor, account: Accou
     account.status = AccountStatus.DISABLED
     account.stamp_updated(actor.by)
     await session.flush()
+    _record(session, actor, events.ACCOUNT_DISABLED, account)
     return account
 
 
@@ -112,7 +127,17 @@ async def enable_account(*, session: AsyncSession, actor: Actor, account: Accoun
     account.status = AccountStatus.ACTIVE
     account.stamp_updated(actor.by)
     await session.flush()
+    _record(session, actor, events.ACCOUNT_ENABLED, account)
     return account
+
+
+def _record(session: AsyncSession, actor: Actor, event: events.Event, account: Account,
+            document: dict[str, Any] | None = None, **more: Any) -> None:
+    """The change's record in the audit trail (the account's own), in its unit of work."""
+    audit.record(session, actor=actor, event=event,
+                 subject=Subject(account.id, account.name, "Account",
+                                 Party(account.id, account.name, account.type)),
+                 documents={"account": document or render_account(account), **more})
 
 
 def _apply(account: Account, data: AccountFields) -> None:

@@ -22,6 +22,7 @@ class Actor:
     module_ids: frozenset[str]
     token_id: str | None = None
     token_name: str | None = None
+    account_name: str | None = None  # as the audit trail shows the actor
     # time.time() from which this credential no longer works (the token's expiry, or the end
     # of the grace window of a replaced secret), or None. A cached credential is not served
     # from then on (auth/cache.py); the database then says why.

@@ -10,6 +10,7 @@ from starlette.types import Scope
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.permissions import Permission
 from tokenhouse.auth.service import authenticate
+from tokenhouse.kit.origin import note_origin
 from tokenhouse.kit.problems import TooManyRequests, Unauthorized, note_header
 from tokenhouse.kit.ratelimit import Limiter, Quota, headers, token_key
 from tokenhouse.runtime import runtime
@@ -42,6 +43,7 @@ async def current_actor(request: Request) -> Actor:
                                address=address)
     if actor.rate_limit is not None and actor.token_id is not None:
         await count_request(request.scope, held.limiter, actor.token_id, actor.rate_limit)
+    note_origin(address, request.scope)  # for the audit records of this request's changes
     # Only an admitted request is recorded.
     if actor.token_id is not None:
         held.last_access.touch(actor.token_id, address, actor.window)

@@ -120,6 +120,7 @@ def _actor_of(token: ApiToken, current: bool, now: datetime) -> Actor:
                  modules=frozenset(module.name for module in token.modules),
                  module_ids=frozenset(module.id for module in token.modules),
                  token_id=token.id, token_name=token.name,
+                 account_name=token.account.name,
                  valid_until=until.timestamp() if until is not None else None,
                  expiration=render(until),
                  allowlist=Allowlist.of(token.ip_allowlist),

@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from tokenhouse.accounts.schemas import AccountSummary, render_account
+from tokenhouse.audit.subjects import Party, Subject
 from tokenhouse.kit.addresses import MAX_NETWORKS, from_stored
 from tokenhouse.kit.ratelimit import MAX_LIMIT, MAX_WINDOW
 from tokenhouse.kit.timeutil import render
@@ -176,6 +177,19 @@ def render_token(token: ApiToken, *, now: datetime,
     body["audit"] = token.render_audit()
     body["revision"] = token.revision
     return body
+
+
+def token_document(token: ApiToken, now: datetime) -> dict[str, Any]:
+    """The token as the audit trail keeps it: its representation without what changes with
+    every use (accesses) and, above all, without any secret."""
+    return render_token(token, now=now, dynamic={})
+
+
+def token_subject(token: ApiToken) -> Subject:
+    """The token as the object of an audit record, in its account's trail."""
+    account = token.account
+    return Subject(token.id, token.name, "ApiToken",
+                   Party(account.id, account.name, account.type))
 
 
 def render_rate_limit(token: ApiToken) -> dict[str, int] | None:

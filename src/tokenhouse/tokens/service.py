@@ -8,10 +8,13 @@ of work.
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tokenhouse.accounts import repository as accounts
+from tokenhouse.audit import events
+from tokenhouse.audit import service as audit
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.cache import CredentialCache
 from tokenhouse.auth.service import authenticate
@@ -44,7 +47,14 @@ from tokenhouse.tokens.lifecycle import (
 )
 from tokenhouse.tokens.models import ApiToken, StatusReason, TokenStatus
 from tokenhouse.tokens.repository import PageRow
-from tokenhouse.tokens.schemas import RateLimitIn, TokenCreate, TokenRotate, TokenUpdate
+from tokenhouse.tokens.schemas import (
+    RateLimitIn,
+    TokenCreate,
+    TokenRotate,
+    TokenUpdate,
+    token_document,
+    token_subject,
+)
 from tokenhouse.tokens.views import Accessed, TokenViews, View, introspection, view_of
 
 ID_ATTEMPTS = 8
@@ -209,6 +219,7 @@ async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate
             retire_previous_on_first_use=False).items())
         token.stamp_created(actor.by)
         if await repository.insert_new(session, token):
+            _record(session, actor, events.TOKEN_CREATED, token)
             return token, secret
     raise RuntimeError(f"no free API token id after {ID_ATTEMPTS} attempts")
 
@@ -220,6 +231,7 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     changed: it is rotated instead (a new secret for a token that stopped working)."""
     _authorize_change(actor, token)
     now = utcnow()
+    before = token_document(token, now)
     # The body is judged (400) before the token's state and revision (409), as everywhere.
     if data.account is not None and data.account.id != token.account_id:
         raise ValidationFailed({"account": ["A token cannot be moved to another account."]})
@@ -263,6 +275,9 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
         token.modules = modules
     token.stamp_updated(actor.by)
     await session.flush()
+    after = token_document(token, now)
+    _record(session, actor, events.TOKEN_UPDATED, token, after,
+            changes=audit.changes(before, after))
     return token
 
 
@@ -349,6 +364,12 @@ async def rotate_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     token.status_reason = None  # a leaked secret is replaced: the token may be enabled
     token.stamp_updated(actor.by)
     await session.flush()
+    # What the rotation did, never the secret (nor its hash).
+    _record(session, actor, events.TOKEN_ROTATED, token, rotation={
+        "gracePeriodSeconds": data.grace_period_seconds,
+        "previousSecretExpiresAt": render(previous_end),
+        "retirePreviousOnFirstUse": token.retire_previous_on_first_use,
+        "byItself": by_itself})
     return token, secret
 
 
@@ -363,6 +384,7 @@ async def revoke_previous_secret(*, session: AsyncSession, actor: Actor,
     end_grace(token)
     token.stamp_updated(actor.by)
     await session.flush()
+    _record(session, actor, events.TOKEN_PREVIOUS_REVOKED, token)
     return token
 
 
@@ -378,6 +400,7 @@ async def delete_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     end_grace(token)
     token.stamp_updated(actor.by)
     await session.flush()
+    _record(session, actor, events.TOKEN_DELETED, token)
     return token
 
 
@@ -394,7 +417,17 @@ async def _move(session: AsyncSession, actor: Actor, token: ApiToken, source: To
     token.status_reason = None
     token.stamp_updated(actor.by)
     await session.flush()
+    _record(session, actor, events.TOKEN_ENABLED if target == TokenStatus.ACTIVE
+            else events.TOKEN_DISABLED, token)
     return token
+
+
+def _record(session: AsyncSession, actor: Actor, event: events.Event, token: ApiToken,
+            document: dict[str, Any] | None = None, **more: Any) -> None:
+    """The change's record in the audit trail, in the change's unit of work."""
+    audit.record(session, actor=actor, event=event, subject=token_subject(token),
+                 documents={"apiToken": document or token_document(token, utcnow()),
+                            **more})
 
 
 def _authorize_change(actor: Actor, token: ApiToken, *, by_itself: bool = False) -> None:
