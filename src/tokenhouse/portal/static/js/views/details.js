@@ -8,7 +8,7 @@ import { openRotateDialog } from "./rotate.js";
 import { allowlistView, expiresSoon, soonBadge } from "../lifecycle.js";
 import { describeRateLimit } from "../ratelimit.js";
 
-export const LEAKED_TEXT = "Disabled because its secret was reported as leaked — rotate it, then enable.";
+const LEAKED_TEXT = "Disabled because its secret was reported as leaked — rotate it, then enable.";
 
 const TABS = [
   { key: "general", label: "General" },
