@@ -294,3 +294,28 @@ async def test_the_audit_module_is_open_to_every_account_type(client: httpx.Asyn
         names = {m["name"] for m in (await client.get(f"{TOKENS}/{token.id}",
                                                       headers=token.headers)).json()["modules"]}
         assert "Audit" in names, kind
+
+
+async def test_a_leak_report_is_recorded_as_the_systems_change(client: httpx.AsyncClient,
+                                                               factory: Factory):
+    tenant = await auditor(factory)
+    made = await new_token(client, tenant, tenant.account_id)
+    source = f"https://example.test/repo?line={made['token']}"
+    reported = await client.post(f"{TOKENS}/revoke-leaked",
+                                 json={"tokens": [made["token"]], "source": source})
+    assert reported.status_code == 202, reported.text
+    records = await trail(client, tenant, made["id"], "&eq(event,"
+                          "platform.accounts.apiToken.leaked)")
+    assert len(records) == 1
+    leaked = records[0]
+    # The system acted, on a report: its request is the reporter's.
+    assert leaked["actor"]["id"] == "system"
+    assert leaked["request"]["api"]["ip"] == "127.0.0.1"
+    assert leaked["documents"]["apiToken"]["statusReason"] == "Leaked"
+    assert leaked["documents"]["report"]["secret"] == "current"
+    assert made["token"] not in json.dumps(leaked)
+    assert leaked["documents"]["report"]["source"].startswith("https://example.test/repo")
+    # Reported again: nothing more to stop, nothing more recorded.
+    await client.post(f"{TOKENS}/revoke-leaked", json={"tokens": [made["token"]]})
+    assert len(await trail(client, tenant, made["id"],
+                           "&eq(event,platform.accounts.apiToken.leaked)")) == 1

@@ -10,6 +10,7 @@ from starlette.types import Scope
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.permissions import Permission
 from tokenhouse.auth.service import authenticate
+from tokenhouse.kit.addresses import TrustedProxies
 from tokenhouse.kit.origin import note_origin
 from tokenhouse.kit.problems import TooManyRequests, Unauthorized, note_header
 from tokenhouse.kit.ratelimit import Limiter, Quota, headers, token_key
@@ -31,25 +32,31 @@ async def current_actor(request: Request) -> Actor:
     # in memory: on the hot path (a cached credential, a route served from memory) no
     # session is created at all. It reads committed data only, so it needs no part in the
     # route's unit of work.
-    peer = request.scope.get("client")
-    # X-Forwarded-For is read only when proxies are trusted: otherwise a client could
-    # choose the address its token is judged by.
-    address = held.proxies.client_address(
-        peer[0] if peer else None,
-        request.headers.getlist("x-forwarded-for") if held.proxies.networks else [])
+    address = client_address(request, held.proxies)
     actor = await authenticate(engine=held.engine, secret=secret.strip(),
                                key=held.hmac_key, cache=held.credentials,
                                views=held.token_views, sessions=held.sessions,
                                address=address)
     if actor.rate_limit is not None and actor.token_id is not None:
         await count_request(request.scope, held.limiter, actor.token_id, actor.rate_limit)
-    note_origin(address, request.scope)  # for the audit records of this request's changes
     # Only an admitted request is recorded.
     if actor.token_id is not None:
         held.last_access.touch(actor.token_id, address, actor.window)
     if actor.expiration is not None:
         note_header(request.scope, EXPIRATION_HEADER, actor.expiration.encode())
     return actor
+
+
+def client_address(request: Request, proxies: TrustedProxies) -> str | None:
+    """The client's address (None: unknown), noted for the audit records of the request's
+    changes. X-Forwarded-For is read only when proxies are trusted: otherwise a client could
+    choose the address its token is judged (or its reports are counted) by."""
+    peer = request.scope.get("client")
+    address = proxies.client_address(
+        peer[0] if peer else None,
+        request.headers.getlist("x-forwarded-for") if proxies.networks else [])
+    note_origin(address, request.scope)
+    return address
 
 
 async def count_request(scope: Scope, limiter: Limiter, token_id: str, quota: Quota) -> None:

@@ -5,7 +5,7 @@ change during the request. Unset outside a request (the command line, the server
 On the hot path (every authenticated request) noting costs one context variable set: the
 user agent is read from the request's headers only when a record asks for it."""
 
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 from starlette.types import Scope
@@ -26,6 +26,16 @@ def note_origin(address: str | None, scope: Scope) -> None:
     """The request being served comes from `address` (the client's, see
     kit/addresses.TrustedProxies)."""
     _noted.set((address, scope))
+
+
+def fresh_origin() -> Token[tuple[str | None, Scope] | None]:
+    """A request begins (kit/problems.ProblemMiddleware): nothing noted yet, whatever the
+    context it runs in holds; `reset_origin` with what this returns when it ends."""
+    return _noted.set(None)
+
+
+def reset_origin(token: Token[tuple[str | None, Scope] | None]) -> None:
+    _noted.reset(token)
 
 
 def current_origin() -> Origin | None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tokenhouse.kit.origin import fresh_origin, reset_origin
 from tokenhouse.kit.outage import unavailable
 from tokenhouse.kit.tracing import current_trace_id, new_trace_id, trace_id_var
 
@@ -241,6 +242,7 @@ class ProblemMiddleware:
             return
         trace_id = new_trace_id()
         reset = trace_id_var.set(trace_id)
+        origin = fresh_origin()
         started = False
 
         async def send_traced(message: Message) -> None:
@@ -267,3 +269,4 @@ class ProblemMiddleware:
             await response(scope, receive, send_traced)
         finally:
             trace_id_var.reset(reset)
+            reset_origin(origin)

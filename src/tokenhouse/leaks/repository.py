@@ -4,7 +4,7 @@ from collections.abc import Collection
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import raiseload
+from sqlalchemy.orm import joinedload
 
 from tokenhouse.tokens.models import ApiToken
 
@@ -18,13 +18,14 @@ async def reported_for_update(session: AsyncSession, token_ids: Collection[str],
 
     One statement for the whole report, found by primary key, whatever matched: the work
     does not grow with what was found (see leaks/service.py). In id order, so that two
-    reports naming the same tokens lock them in the same order (no deadlock). Neither the
-    account nor the modules are needed: loading them by mistake raises."""
+    reports naming the same tokens lock them in the same order (no deadlock). The account
+    and the modules come in the same statement (joined), for the audit record of a match:
+    one statement still, matched or not."""
     statement = (select(ApiToken)
                  .where(ApiToken.id.in_(token_ids),
                         or_(ApiToken.secret_hash.in_(hashes),
                             ApiToken.previous_secret_hash.in_(hashes)))
-                 .options(raiseload(ApiToken.account), raiseload(ApiToken.modules))
+                 .options(joinedload(ApiToken.account), joinedload(ApiToken.modules))
                  .order_by(ApiToken.id)
                  .with_for_update(of=ApiToken))
-    return list(await session.scalars(statement))
+    return list((await session.scalars(statement)).unique())

@@ -7,6 +7,7 @@ from ipaddress import IPv6Network
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from tokenhouse.auth.dependencies import client_address
 from tokenhouse.kit.db import Session
 from tokenhouse.kit.problems import TooManyRequests, note_header
 from tokenhouse.kit.ratelimit import headers
@@ -56,13 +57,9 @@ async def revoke_leaked(request: Request, session: Session, resources: Resources
 async def _count(request: Request, resources: Runtime) -> None:
     """One report of the client's address against TOKENHOUSE_LEAK_REPORTS_PER_HOUR (in Redis
     when configured, so across processes): 429 past it."""
-    # The address as authentication takes it (auth/dependencies.current_actor):
-    # X-Forwarded-For only from trusted proxies, or anyone could spread reports over
-    # addresses of their choosing.
-    peer = request.scope.get("client")
-    address = resources.proxies.client_address(
-        peer[0] if peer else None,
-        request.headers.getlist("x-forwarded-for") if resources.proxies.networks else [])
+    # As authentication takes it: X-Forwarded-For only from trusted proxies, or anyone
+    # could spread reports over addresses of their choosing.
+    address = client_address(request, resources.proxies)
     quota = resources.leak_reports
     decision = await resources.limiter.hit(counter(address), quota.limit, quota.window)
     for name, value in headers(quota, decision):

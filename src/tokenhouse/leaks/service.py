@@ -12,13 +12,19 @@ from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tokenhouse.audit import events
+from tokenhouse.audit import service as audit
+from tokenhouse.auth.actor import system_actor
 from tokenhouse.kit import crypto
 from tokenhouse.kit.timeutil import utcnow
 from tokenhouse.leaks import repository
 from tokenhouse.tokens.lifecycle import end_grace, grace_end, previous_until
 from tokenhouse.tokens.models import ApiToken, StatusReason, TokenStatus
+from tokenhouse.tokens.schemas import token_document, token_subject
 
 log = logging.getLogger("tokenhouse.leaks")
+# Who records a leak: the service itself (audit records show `system`).
+SYSTEM = system_actor(frozenset(), frozenset())
 
 SOURCE_LOGGED = 200
 # Anything in a source that may be a secret (a URL may carry one): never logged.
@@ -43,30 +49,41 @@ async def revoke_leaked(*, session: AsyncSession, key: bytes, secrets: Iterable[
     tokens = await repository.reported_for_update(session, set(named.values()), list(named))
     now = utcnow()
     where = loggable(source)
+    stopped: list[tuple[ApiToken, str]] = []
     for token in tokens:
         # A hash counts for the token its secret names only: hashes are not UNIQUE (a
         # damaged import could store one on another row, see migration 0007).
-        if token.secret_hash is not None and named.get(token.secret_hash) == token.id:
-            _disable(token, where)
+        if token.secret_hash is not None and named.get(token.secret_hash) == token.id \
+                and _disable(token, where):
+            stopped.append((token, "current"))
         if (token.previous_secret_hash is not None
                 and named.get(token.previous_secret_hash) == token.id
                 and previous_until(grace_end(token), token.expires_at, now) is not None):
             end_grace(token)
             token.stamp_updated(None)
+            stopped.append((token, "previous"))
             log.warning("API token %s: its replaced secret was reported as leaked and stops "
                         "now (source: %s)", token.id, where)
     await session.flush()
+    for token, which in stopped:
+        # In the token's trail, as the system's change: the reporter is nobody we know.
+        audit.record(session, actor=SYSTEM, event=events.TOKEN_LEAKED,
+                     subject=token_subject(token),
+                     documents={"apiToken": token_document(token, now),
+                                "report": {"secret": which, "source": where}})
 
 
-def _disable(token: ApiToken, where: str) -> None:
+def _disable(token: ApiToken, where: str) -> bool:
+    """Disable the token as Leaked; False when there was nothing more to stop."""
     if token.status == TokenStatus.DELETED or (
             token.status == TokenStatus.DISABLED and token.status_reason == StatusReason.LEAKED):
-        return  # nothing more to stop; a report repeated changes nothing
+        return False  # a report repeated changes nothing
     token.status = TokenStatus.DISABLED
     token.status_reason = StatusReason.LEAKED
     token.stamp_updated(None)
     log.warning("API token %s disabled: its secret was reported as leaked (source: %s)",
                 token.id, where)
+    return True
 
 
 def loggable(source: str | None) -> str:
