@@ -13,7 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenhouse.audit.models import AuditRecord, EventType
 from tokenhouse.kit.direct import DirectSelect
-from tokenhouse.models import Account, AccountIcon, ApiToken, UserGroup, token_modules
+from tokenhouse.models import (
+    Account,
+    AccountIcon,
+    ApiToken,
+    Delivery,
+    UserGroup,
+    Webhook,
+    token_modules,
+)
 
 V1 = "/public/v1/accounts"
 TOKENS = f"{V1}/api-tokens"
@@ -42,14 +50,15 @@ def problem(response: httpx.Response, status: int, *errors: str) -> dict[str, An
 def database_use(app: FastAPI) -> Iterator[list[str]]:
     """What the app asks of its database inside the block: the statements SQLAlchemy runs,
     and those the driver sends itself (kit/direct.py, which SQLAlchemy's events do not see),
-    as `direct: ...`. Left out: the SQLite invalidation poller and the last-access flusher
-    (its read of the rows and its write), which share the engine and run whenever they
-    like."""
+    as `direct: ...`. Left out: the SQLite invalidation poller, the last-access flusher
+    (its read of the rows and its write) and the webhooks' delivery worker, which share the
+    engine and run whenever they like."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if "auth_changes" not in statement and "SET last_access_at" not in statement \
-                and "api_tokens.last_access_ips, api_tokens.previous_expires_at" not in statement:
+                and "api_tokens.last_access_ips, api_tokens.previous_expires_at" not in statement \
+                and "fanned_out" not in statement and "audit_webhook" not in statement:
             seen.append(statement)
 
     direct = DirectSelect.rows
@@ -76,8 +85,11 @@ async def empty_store(session: AsyncSession) -> None:
     its scan order, and the two deadlocked (CI, 2026-11-30)."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("LOCK TABLE api_tokens IN EXCLUSIVE MODE"))
-    for table in (token_modules, ApiToken.__table__, UserGroup.__table__,
-                  AccountIcon.__table__, Account.__table__, AuditRecord.__table__):
+        # The webhooks' worker locks records and then webhooks: the same order here.
+        await session.execute(text("LOCK TABLE audit_records IN EXCLUSIVE MODE"))
+    for table in (Delivery.__table__, Webhook.__table__, token_modules, ApiToken.__table__,
+                  UserGroup.__table__, AccountIcon.__table__, Account.__table__,
+                  AuditRecord.__table__):
         await session.execute(delete(table))
     # The platform's event types stay, as the module catalog does; integrations' go.
     await session.execute(delete(EventType).where(EventType.owner != ""))

@@ -29,14 +29,19 @@ from tokenhouse.audit.models import AuditRecord
 from tokenhouse.auth.actor import Actor, system_actor
 from tokenhouse.auth.service import authenticate
 from tokenhouse.kit.problems import Forbidden
+from tokenhouse.kit.wire import Ref
 from tokenhouse.modules.repository import all_modules
 from tokenhouse.tokens import service as tokens
+from tokenhouse.webhooks import service as webhooks
+from tokenhouse.webhooks.schemas import WebhookCreate
 
 AUDIT = "/public/v1/audit"
 EVENT_TYPE = "AET-1000-0001"  # a platform event type (migration 0010)
 MARKETPLACE = "MOD-3419"  # for Client and Operations accounts, not Vendor ones
 HELPDESK = "MOD-5907"  # for every account type
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+# Never resolves (RFC 2606): the app's delivery worker may try it, and fails.
+WEBHOOK_URL = "https://hooks.example.invalid/matrix"
 
 # The callers. The object an operation addresses belongs to tenant A (a Client account).
 CALLERS = (
@@ -172,6 +177,35 @@ MATRIX = (
               row(no_module=403, itself=403, owner=403, other_tenant=403, operations=200),
               body=lambda world: {"description": "Changed in the matrix"},
               bad_body={"description": 7}),
+    # Audit webhooks: the Audit module, each tenant its own (tenant A's webhook addressed).
+    Operation("GET", f"{AUDIT}/webhooks",
+              row(no_module=403, itself=403, owner=200, other_tenant=200, operations=200),
+              bad_query=LIST_QUERY),
+    # Tenant B names tenant A's account: a property of the body, so 400.
+    Operation("POST", f"{AUDIT}/webhooks",
+              row(no_module=403, itself=403, owner=201, other_tenant=400, operations=201),
+              body=lambda world: {"url": WEBHOOK_URL, "events": ["*"],
+                                  "account": {"id": world.account_a}},
+              bad_body={"url": 7}),
+    Operation("GET", f"{AUDIT}/webhooks/{{webhook_id}}",
+              row(no_module=403, itself=403, owner=200, other_tenant=404, operations=200),
+              bad_query=ITEM_QUERY),
+    Operation("PUT", f"{AUDIT}/webhooks/{{webhook_id}}",
+              row(no_module=403, itself=403, owner=200, other_tenant=404, operations=200),
+              body=lambda world: {"description": "Changed in the matrix"},
+              bad_body={"events": []}),
+    Operation("DELETE", f"{AUDIT}/webhooks/{{webhook_id}}",
+              row(no_module=403, itself=403, owner=204, other_tenant=404, operations=204)),
+    Operation("POST", f"{AUDIT}/webhooks/{{webhook_id}}/disable",
+              row(no_module=403, itself=403, owner=200, other_tenant=404, operations=200),
+              body=lambda world: {}, bad_body={"unexpected": True}),
+    # The webhook is Enabled: enabling it is a 409.
+    Operation("POST", f"{AUDIT}/webhooks/{{webhook_id}}/enable",
+              row(no_module=403, itself=403, owner=409, other_tenant=404, operations=409),
+              body=lambda world: {}, bad_body={"unexpected": True}),
+    Operation("GET", f"{AUDIT}/webhooks/{{webhook_id}}/deliveries",
+              row(no_module=403, itself=403, owner=200, other_tenant=404, operations=200),
+              bad_query=LIST_QUERY),
 )
 
 # Routes that need no credential at all, and why.
@@ -208,6 +242,7 @@ class World:
     account_a: str
     tokens: dict[str, Issued]
     record_id: str  # the record of the addressed token's creation, in tenant A's trail
+    webhook_id: str  # tenant A's audit webhook (Enabled)
 
 
 async def make_world(app: FastAPI, factory: Factory) -> World:
@@ -237,8 +272,12 @@ async def make_world(app: FastAPI, factory: Factory) -> World:
         await session.commit()
         record_id = await session.scalar(select(AuditRecord.id).where(
             AuditRecord.object_id == tokens["itself"].id))
+        webhook, _, _ = await webhooks.create_webhook(
+            session=session, actor=actor, key=app.state.runtime.hmac_key, allow_private=False,
+            data=WebhookCreate(url=WEBHOOK_URL, events=["*"], account=Ref(id=account_a)))
+        await session.commit()
     assert record_id is not None
-    return World(account_a, tokens, record_id)
+    return World(account_a, tokens, record_id, webhook.id)
 
 
 def headers(world: World, caller: str) -> dict[str, str]:
@@ -252,7 +291,8 @@ def headers(world: World, caller: str) -> dict[str, str]:
 def url(operation: Operation, world: World) -> str:
     return operation.path.format(token_id=world.tokens["itself"].id,
                                  account_id=world.account_a, module_id=MARKETPLACE,
-                                 record_id=world.record_id, type_id=EVENT_TYPE)
+                                 record_id=world.record_id, type_id=EVENT_TYPE,
+                                 webhook_id=world.webhook_id)
 
 
 CELLS = [pytest.param(operation, caller, id=f"{operation.method} {operation.path} as {caller}")

@@ -145,6 +145,9 @@ def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 # An event type of the platform's catalog (migration 0010).
 PLATFORM_EVENT_TYPE = "AET-1000-0001"
+WEBHOOKS = "/public/v1/audit/webhooks"
+# An audit webhook to a name that never resolves (RFC 2606).
+WEBHOOK = {"url": "https://hooks.example.invalid/schemathesis", "events": ["*"]}
 
 
 @pytest.fixture(scope="module")
@@ -167,12 +170,14 @@ def seeded(database: Settings) -> Iterator[Seeded]:
             "name": "tenant", "account": {"id": tenant_account["id"]},
             "modules": [{"id": module} for module in seeded.client_modules]})
         seeded.tenant = tenant["token"]
+        webhook = seeded.create(WEBHOOKS, json=WEBHOOK)
         records = seeded.request("GET", "/public/v1/audit/records?limit=2").json()["data"]
         seeded.readable = {"account_id": [account_id, tenant_account["id"]],
                            "token_id": [tenant["id"]],
                            "module_id": [module["id"] for module in catalog],
                            "record_id": [record["id"] for record in records],
-                           "type_id": [PLATFORM_EVENT_TYPE]}
+                           "type_id": [PLATFORM_EVENT_TYPE],
+                           "webhook_id": [webhook["id"]]}
         yield seeded
     finally:
         asgi.shutdown_lifespans()
@@ -190,7 +195,9 @@ def victims(seeded: Seeded) -> Seeded:
     response = seeded.request("POST", f"{TOKENS}/{tokens[0]}/disable")
     assert response.status_code == 200, response.text
     seeded.victims = {"account_id": accounts, "token_id": tokens,
-                      "type_id": [PLATFORM_EVENT_TYPE]}
+                      "type_id": [PLATFORM_EVENT_TYPE],
+                      "webhook_id": [seeded.create(WEBHOOKS, json={
+                          **WEBHOOK, "account": {"id": accounts[0]}})["id"]]}
     return seeded
 
 

@@ -18,6 +18,7 @@ from tokenhouse.accounts.router import router as accounts_router
 from tokenhouse.apidocs import router as apidocs_router
 from tokenhouse.audit.router import router as audit_router
 from tokenhouse.auth.cache import CredentialCache
+from tokenhouse.auth.refusals import Refusals
 from tokenhouse.health.router import router as health_router
 from tokenhouse.kit import problems
 from tokenhouse.kit.addresses import TrustedProxies
@@ -36,10 +37,13 @@ from tokenhouse.modules.router import router as modules_router
 from tokenhouse.portal.router import mount as mount_portal
 from tokenhouse.portal.router import router as portal_router
 from tokenhouse.runtime import Runtime
+from tokenhouse.tokens.expiry import ExpiryJob
 from tokenhouse.tokens.last_access import LastAccessRecorder
 from tokenhouse.tokens.lifecycle import Policy
 from tokenhouse.tokens.router import router as tokens_router
 from tokenhouse.tokens.views import TokenViews
+from tokenhouse.webhooks.delivery import DeliveryWorker
+from tokenhouse.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("tokenhouse.cache")
 
@@ -72,20 +76,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         last_access = LastAccessRecorder(sessions, settings.last_access_interval)
         listener = InvalidationListener(engine, info, on_seen=last_access.heard)
         limiter = limiter_of(redis_url, settings.rate_limit_failure)
+        refusals = Refusals(sessions)
+        expiry = ExpiryJob(sessions, settings.job_interval)
         app.state.runtime = Runtime(engine=engine, sessions=sessions, hmac_key=hmac_key,
                                     credentials=credentials, token_views=token_views,
                                     modules=modules, last_access=last_access,
                                     invalidation=listener, proxies=proxies, policy=policy,
                                     limiter=limiter,
-                                    leak_reports=Quota(settings.leak_reports_per_hour, 3600))
+                                    leak_reports=Quota(settings.leak_reports_per_hour, 3600),
+                                    refusals=refusals)
         await listener.start()
         last_access.start()
+        # The audit webhooks' deliveries, from every process (webhooks/delivery.py).
+        app.state.webhooks = webhooks = DeliveryWorker(
+            sessions, hmac_key, allow_private=settings.webhook_allow_private,
+            poll_seconds=settings.webhook_poll_seconds)
+        webhooks.start()
+        expiry.start()
         _tune_garbage_collection()
         try:
             yield
         finally:
             # Runs after in-flight requests finished: nothing recorded is lost on a clean stop.
+            await webhooks.stop()
             await last_access.stop()
+            await expiry.stop()
+            await refusals.drain()
             await listener.stop()
             await limiter.close()
             await engine.dispose()
@@ -115,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(modules_router)
     app.include_router(accounts_router)
     app.include_router(audit_router)
+    app.include_router(webhooks_router)
     app.include_router(portal_router)
     app.include_router(apidocs_router)
     if settings.metrics:  # after the API's routes: not one more match before theirs

@@ -10,7 +10,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, DateTime, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tokenhouse.kit.db import Base, JsonDoc
@@ -30,6 +30,9 @@ class AuditRecord(Base):
               "id"),
         Index("ix_audit_records_timestamp", text("timestamp DESC"), "id"),
         Index("ix_audit_records_object_id_timestamp", "object_id", text("timestamp DESC")),
+        # The webhooks' outbox: the records not yet fanned out (migration 0011).
+        Index("ix_audit_records_pending", "timestamp", postgresql_where=text("NOT fanned_out"),
+              sqlite_where=text("NOT fanned_out")),
     )
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)  # AUD-XXXX-XXXX-XXXX-XXXX
@@ -53,6 +56,9 @@ class AuditRecord(Base):
     # sees every record; NULL: Operations only. The tenant scope reads this column alone.
     account_id: Mapped[str | None] = mapped_column(String(16))
     viewers: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc)
+    # The webhooks' outbox (webhooks/delivery.py): false until the worker has made the
+    # record's deliveries; written with the record, so in the change's transaction.
+    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class EventType(Base):

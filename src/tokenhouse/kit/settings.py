@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     access_log: bool = True
     # GET /metrics and the timing of every request (kit/metrics.py); off: /metrics is a 404.
     metrics: bool = True
+    # How often the process holding the jobs' lease runs the expiry notices
+    # (tokens/expiry.py); a holder that stops is replaced within three intervals.
+    job_interval: float = Field(default=60.0, gt=0)
+    # Audit webhooks (webhooks/delivery.py): targets in private, loopback, link-local and
+    # other non-global networks are refused unless true (a closed network, or tests).
+    webhook_allow_private: bool = False
+    # How often each process looks for records to fan out and deliveries that are due.
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
     @property
     def is_embedded(self) -> bool:

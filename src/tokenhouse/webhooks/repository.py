@@ -1,0 +1,205 @@
+"""All SQL about webhooks and their deliveries. Every read on behalf of an actor starts from
+what the actor may see; the delivery worker's statements (claims) are at the end."""
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenhouse.accounts.models import Account, AccountStatus
+from tokenhouse.audit.models import AuditRecord
+from tokenhouse.auth.actor import Actor
+from tokenhouse.kit.audit import audit_schema
+from tokenhouse.kit.repository import dialect_name, fetch_page, page_statements, run_page
+from tokenhouse.kit.rql import Obj, Query, Resource, Scalar
+from tokenhouse.kit.rql.parser import OrderKey
+from tokenhouse.webhooks.models import Delivery, DeliveryStatus, Webhook, WebhookStatus
+
+WEBHOOKS = Resource("audit-webhooks", Obj({
+    "id": Scalar("string", Webhook.id, nullable=False),
+    "href": Scalar("string"),
+    "account": Obj({"id": Scalar("string", Webhook.account_id, nullable=False),
+                    "name": Scalar("string", Account.name, nullable=False)}),
+    "url": Scalar("string", Webhook.url, nullable=False),
+    "events": Scalar("string", filterable=False),
+    "description": Scalar("string", Webhook.description),
+    "status": Scalar("enum", Webhook.status, nullable=False,
+                     values=tuple(s.value for s in WebhookStatus)),
+    # Never stored, never queried: in the create response alone.
+    "secret": Scalar("string", filterable=False, conditional=True),
+    "audit": audit_schema(Webhook, default=True),
+    "revision": Scalar("number", Webhook.revision, nullable=False),
+}), Webhook.id)
+
+DELIVERIES = Resource("audit-webhook-deliveries", Obj({
+    "id": Scalar("string", Delivery.id, nullable=False),
+    "webhook": Obj({"id": Scalar("string", Delivery.webhook_id, nullable=False)}),
+    "record": Obj({"id": Scalar("string", Delivery.record_id, nullable=False)}),
+    "event": Scalar("string", Delivery.event, nullable=False),
+    "status": Scalar("enum", Delivery.status, nullable=False,
+                     values=tuple(s.value for s in DeliveryStatus)),
+    "attempts": Scalar("number", Delivery.attempts, nullable=False),
+    "createdAt": Scalar("datetime", Delivery.created_at, nullable=False),
+    "lastAttemptAt": Scalar("datetime", Delivery.last_attempt_at),
+    "lastResponse": Obj({"statusCode": Scalar("number", Delivery.last_status_code),
+                         "error": Scalar("string", Delivery.last_error)},
+                        presence=Delivery.last_attempt_at),
+    "nextAttemptAt": Scalar("datetime", Delivery.next_attempt_at),
+    "deliveredAt": Scalar("datetime", Delivery.delivered_at),
+}), Delivery.id)
+
+NEWEST_FIRST = (OrderKey(descending=True, path=("createdAt",)),)
+
+
+def visible(actor: Actor) -> Select[Webhook, str]:
+    """The tenant scope, written once: Operations sees every webhook; a Client or Vendor
+    token only its own account's. Selects each webhook with its account's name."""
+    statement = select(Webhook, Account.name).join(Account, Account.id == Webhook.account_id)
+    if not actor.is_operations:
+        statement = statement.where(Webhook.account_id == actor.account_id)
+    return statement
+
+
+async def list_visible(session: AsyncSession, actor: Actor,
+                       query: Query) -> tuple[list[tuple[Webhook, str]], int]:
+    statements = page_statements(visible(actor), WEBHOOKS, query, dialect_name(session))
+    rows, total = await run_page(session, statements, query, objects=False)
+    return [(row[0], row[1]) for row in rows], total
+
+
+async def get_visible(session: AsyncSession, actor: Actor, webhook_id: str, *,
+                      for_update: bool = False) -> tuple[Webhook, str] | None:
+    statement = visible(actor).where(Webhook.id == webhook_id)
+    if for_update:
+        statement = statement.with_for_update(of=Webhook)
+    row = (await session.execute(statement)).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def count_of_account(session: AsyncSession, account_id: str) -> int:
+    return await session.scalar(select(func.count()).select_from(Webhook).where(
+        Webhook.account_id == account_id)) or 0
+
+
+async def list_deliveries(session: AsyncSession, webhook_id: str,
+                          query: Query) -> tuple[list[Delivery], int]:
+    """A webhook's deliveries (the webhook was found visible first), newest first unless
+    ordered otherwise."""
+    if not query.order:
+        query = replace(query, order=NEWEST_FIRST)
+    return await fetch_page(session, select(Delivery).where(Delivery.webhook_id == webhook_id),
+                            DELIVERIES, query)
+
+
+# -- the delivery worker ----------------------------------------------------------------
+
+class Pending(Protocol):
+    """What fan-out reads of a record."""
+
+    id: str
+    event: str
+    timestamp: datetime
+    account_id: str | None
+    type: str
+
+
+async def anything_to_do(session: AsyncSession, now: datetime) -> bool:
+    """Whether a record waits to be fanned out or a delivery is due: two reads of the
+    partial indexes, without a lock, so that an idle worker never takes SQLite's writer."""
+    pending = await session.scalar(select(AuditRecord.id).where(
+        AuditRecord.fanned_out.is_(False)).limit(1))
+    if pending is not None:
+        return True
+    return await session.scalar(select(Delivery.id).where(_due(now)).limit(1)) is not None
+
+
+async def claim_pending_records(session: AsyncSession, limit: int) -> list[Pending]:
+    """The oldest records not yet fanned out, locked for this transaction. PostgreSQL skips
+    rows another process has locked (each process fans out different records); SQLite
+    takes the file's writer for the whole transaction (kit/db.Writer: BEGIN IMMEDIATE on a
+    FOR UPDATE read), so two processes fan out one after the other, and the second sees
+    the first's records as done."""
+    rows = await session.execute(
+        select(AuditRecord.id, AuditRecord.event, AuditRecord.timestamp,
+               AuditRecord.account_id, AuditRecord.type)
+        .where(AuditRecord.fanned_out.is_(False))
+        .order_by(AuditRecord.timestamp, AuditRecord.id).limit(limit)
+        .with_for_update(skip_locked=True))
+    return cast(list[Pending], list(rows))
+
+
+async def subscribers(session: AsyncSession) -> list[tuple[Webhook, str]]:
+    """Every Enabled webhook of an account that is not Disabled, with its account's type."""
+    rows = await session.execute(
+        select(Webhook, Account.type).join(Account, Account.id == Webhook.account_id)
+        .where(Webhook.status == WebhookStatus.ENABLED,
+               Account.status != AccountStatus.DISABLED))
+    return [(row[0], row[1]) for row in rows]
+
+
+async def add_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert deliveries; one that exists already (the same record and webhook) is kept."""
+    if not rows:
+        return
+    insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+    await session.execute(insert(Delivery).values(rows).on_conflict_do_nothing(
+        index_elements=["webhook_id", "record_id"]))
+
+
+async def mark_fanned_out(session: AsyncSession, record_ids: list[str]) -> None:
+    await session.execute(update(AuditRecord).where(AuditRecord.id.in_(record_ids))
+                          .values(fanned_out=True))
+
+
+def _due(now: datetime) -> Any:
+    return and_(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now)
+
+
+async def claim_due(session: AsyncSession, now: datetime, lease_until: datetime, claim: str,
+                    limit: int) -> list[str]:
+    """Claim up to `limit` due deliveries of Enabled webhooks: each is leased to `claim`
+    until `lease_until` (its `next_attempt_at`), so no other process takes it meanwhile,
+    and a process that dies holding it only delays it to then. Locked while claimed
+    (SKIP LOCKED on PostgreSQL, the writer on SQLite): two processes never claim one
+    delivery."""
+    ids = list(await session.scalars(
+        select(Delivery.id).join(Webhook, Webhook.id == Delivery.webhook_id)
+        .where(_due(now), Webhook.status == WebhookStatus.ENABLED)
+        .order_by(Delivery.next_attempt_at).limit(limit)
+        .with_for_update(of=Delivery, skip_locked=True)))
+    if ids:
+        await session.execute(update(Delivery).where(Delivery.id.in_(ids))
+                              .values(next_attempt_at=lease_until, claim=claim))
+    return ids
+
+
+async def claimed(session: AsyncSession, claim: str) -> list[tuple[Delivery, Webhook,
+                                                                   AuditRecord]]:
+    """The deliveries of `claim`, with their webhooks and records."""
+    rows = await session.execute(
+        select(Delivery, Webhook, AuditRecord)
+        .join(Webhook, Webhook.id == Delivery.webhook_id)
+        .join(AuditRecord, AuditRecord.id == Delivery.record_id)
+        .where(Delivery.claim == claim))
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+async def settle(session: AsyncSession, delivery_id: str, claim: str,
+                 values: dict[str, Any]) -> bool:
+    """Write an attempt's outcome, if the claim still holds the delivery (a claim whose
+    lease ran out may have been taken over: the newer one writes)."""
+    result = await session.execute(
+        update(Delivery).where(Delivery.id == delivery_id, Delivery.claim == claim)
+        .values(claim=None, **values))
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def release(session: AsyncSession, claims: list[str], now: datetime) -> None:
+    """Give back deliveries claimed but not attempted (a clean stop): due again now."""
+    await session.execute(
+        update(Delivery).where(Delivery.claim.in_(claims),
+                               Delivery.status == DeliveryStatus.PENDING)
+        .values(claim=None, next_attempt_at=now))

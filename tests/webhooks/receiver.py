@@ -1,0 +1,87 @@
+"""A real HTTP receiver for webhook tests: a server on a free local port, in a thread,
+that keeps every request and answers with the statuses it is told to."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+    at: float  # time.time() when it arrived
+
+    @property
+    def record(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.body)
+        return value
+
+    @property
+    def delivery(self) -> str:
+        return self.headers["tokenhouse-delivery"]
+
+
+def verify(secret: str, header: str, body: bytes, now: float, tolerance: int = 300) -> bool:
+    """The receiver's check, as the README shows it."""
+    fields = dict(part.split("=", 1) for part in header.split(","))
+    timestamp = int(fields["t"])
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body,
+                        hashlib.sha256).hexdigest()
+    return abs(now - timestamp) <= tolerance and hmac.compare_digest(expected, fields["v1"])
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self._answers: deque[int] = deque()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                with receiver._lock:
+                    receiver.received.append(Received(
+                        {k.lower(): v for k, v in self.headers.items()}, body, time.time()))
+                    status = receiver._answers.popleft() if receiver._answers else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def answer(self, *statuses: int) -> None:
+        """Answer the next requests with these statuses (then 200)."""
+        with self._lock:
+            self._answers.extend(statuses)
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.received)
