@@ -40,7 +40,8 @@ def verify(secret: str, header: str, body: bytes, now: float, tolerance: int = 3
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
+        """`delay`: seconds to wait before answering."""
         self.received: list[Received] = []
         self._answers: deque[int] = deque()
         self._lock = threading.Lock()
@@ -50,6 +51,8 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                if delay:
+                    time.sleep(delay)
                 with receiver._lock:
                     receiver.received.append(Received(
                         {k.lower(): v for k, v in self.headers.items()}, body, time.time()))
