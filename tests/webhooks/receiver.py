@@ -19,6 +19,7 @@ class Received:
     headers: dict[str, str]  # names in lower case
     body: bytes
     at: float  # time.time() when it arrived
+    status: int  # what the receiver answered
 
     @property
     def record(self) -> dict[str, Any]:
@@ -54,9 +55,10 @@ class Receiver:
                 if delay:
                     time.sleep(delay)
                 with receiver._lock:
-                    receiver.received.append(Received(
-                        {k.lower(): v for k, v in self.headers.items()}, body, time.time()))
                     status = receiver._answers.popleft() if receiver._answers else 200
+                    receiver.received.append(Received(
+                        {k.lower(): v for k, v in self.headers.items()}, body, time.time(),
+                        status))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
