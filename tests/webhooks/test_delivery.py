@@ -24,7 +24,7 @@ from tests.conftest import TEST_KEY
 from tests.databases import BACKENDS, create_pg_database, drop_pg_database, pg_url
 from tests.factories import Factory, Issued
 from tests.helpers import TOKENS, empty_store, problem
-from tests.webhooks.receiver import Receiver, verify
+from tests.webhooks.receiver import Receiver, readme_verify
 from tokenhouse.app import create_app
 from tokenhouse.audit import events
 from tokenhouse.audit import service as audit
@@ -143,10 +143,13 @@ async def test_a_record_is_delivered_signed_as_the_api_shows_it(served: Served,
     token_id = await new_token(client, tenant, tenant.account_id)
     await until(lambda: receiver.count() >= 1, what="the delivery")
     got = receiver.received[0]
-    assert verify(webhook["secret"], got.headers["tokenhouse-signature"], got.body,
-                  datetime.now(UTC).timestamp())
-    assert not verify(webhook["secret"] + "x", got.headers["tokenhouse-signature"], got.body,
-                      datetime.now(UTC).timestamp())
+    verify = readme_verify()
+    signature = got.headers["tokenhouse-signature"]
+    assert verify(webhook["secret"], signature, got.body)
+    assert not verify(webhook["secret"] + "x", signature, got.body)
+    assert not verify(webhook["secret"], signature, got.body.replace(b"}", b" }", 1))
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=6)):
+        assert not verify(webhook["secret"], signature, got.body)  # too old: a replay
     assert got.headers["tokenhouse-event"] == CREATED
     assert got.headers["content-type"] == "application/json"
     record = got.record
