@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tokenhouse.auth.cache import CredentialCache
+from tokenhouse.auth.refusals import Refusals
 from tokenhouse.kit.addresses import TrustedProxies
 from tokenhouse.kit.invalidation import InvalidationListener
 from tokenhouse.kit.ratelimit import Limiter, Quota
@@ -36,6 +37,8 @@ class Runtime:
     limiter: Limiter
     # Leak reports a client address may send (leaks/router.py): TOKENHOUSE_LEAK_REPORTS_PER_HOUR.
     leak_reports: Quota
+    # Records refused uses of valid secrets in the audit trail (auth/refusals.py).
+    refusals: Refusals
 
 
 async def resources(request: Request) -> Runtime:

@@ -36,7 +36,7 @@ async def current_actor(request: Request) -> Actor:
     actor = await authenticate(engine=held.engine, secret=secret.strip(),
                                key=held.hmac_key, cache=held.credentials,
                                views=held.token_views, sessions=held.sessions,
-                               address=address)
+                               address=address, refusals=held.refusals)
     if actor.rate_limit is not None and actor.token_id is not None:
         await count_request(request.scope, held.limiter, actor.token_id, actor.rate_limit)
     # Only an admitted request is recorded.

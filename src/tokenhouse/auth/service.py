@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -18,6 +19,9 @@ from tokenhouse.tokens.lifecycle import end_grace, grace_end, is_expired, previo
 from tokenhouse.tokens.models import ApiToken, TokenStatus
 from tokenhouse.tokens.views import TokenViews, view_of
 
+if TYPE_CHECKING:
+    from tokenhouse.auth.refusals import Refusals
+
 INVALID = "The credential is not a valid API token."
 
 
@@ -25,7 +29,8 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
                        cache: CredentialCache | None = None,
                        views: TokenViews | None = None,
                        sessions: async_sessionmaker[AsyncSession] | None = None,
-                       address: str | None = None) -> Actor:
+                       address: str | None = None,
+                       refusals: "Refusals | None" = None) -> Actor:
     """The actor behind an API token secret used from `address` (the client's, see
     kit/addresses.TrustedProxies; None: unknown, which no IP allowlist admits), or 401, or
     403 from outside the token's allowlist.
@@ -44,6 +49,8 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
     `sessions`; once per rotation), once the request is admitted: a refused one changes
     nothing.
     The database (`engine`) is asked only when the credential is not cached.
+    A valid secret refused for its address or its token's expiry is told to `refusals`
+    (the audit trail's Private records, see auth/refusals.py).
     """
     token_id = crypto.token_id_of(secret)
     if token_id is None:
@@ -55,16 +62,16 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
         cached = cache.get(secret_hash)
         if cached is not None:
             if cached.allowlist is not None:
-                admit(cached, address)
+                admit(cached, address, refusals)
             count_auth("valid")
             return cached
     # Marks taken before the read: a change committed while it runs keeps it out of both.
     credential_mark = cache.mark() if cache is not None else None
     view_mark = views.mark() if views is not None else None
     now = utcnow()
-    token, current = await _verify(engine, secret_hash, token_id, now)
+    token, current = await _verify(engine, secret_hash, token_id, now, refusals, address)
     actor = _actor_of(token, current, now)
-    admit(actor, address)
+    admit(actor, address, refusals)
     if current and token.retire_previous_on_first_use and sessions is not None \
             and previous_until(grace_end(token), token.expires_at, now) is not None:
         async with sessions() as session:
@@ -83,11 +90,13 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
     return replace(actor, own_view=view)
 
 
-def admit(actor: Actor, address: str | None) -> None:
+def admit(actor: Actor, address: str | None, refusals: "Refusals | None" = None) -> None:
     """403 unless the actor's token may be used from `address` (the client's, see
     kit/addresses.TrustedProxies; None: unknown, which no allowlist admits)."""
     if actor.allowlist is not None and not actor.allowlist.allows(address):
         count_auth("refused_network")
+        if refusals is not None and actor.token_id is not None:
+            refusals.outside_allowlist(actor.token_id, address)
         raise Forbidden(f"Token {actor.token_id} cannot be used from "
                         f"{address or 'an unknown address'}.")
 
@@ -130,8 +139,9 @@ def _actor_of(token: ApiToken, current: bool, now: datetime) -> Actor:
                  else None)
 
 
-async def _verify(engine: AsyncEngine, secret_hash: str, token_id: str,
-                  now: datetime) -> tuple[ApiToken, bool]:
+async def _verify(engine: AsyncEngine, secret_hash: str, token_id: str, now: datetime,
+                  refusals: "Refusals | None" = None,
+                  address: str | None = None) -> tuple[ApiToken, bool]:
     """The token of a secret read from the database (see `authenticate`), and whether the
     secret is its current one; or 401."""
     credential = await tokens.find_credential(engine, secret_hash, token_id)
@@ -148,6 +158,8 @@ async def _verify(engine: AsyncEngine, secret_hash: str, token_id: str,
         raise Unauthorized("The account of this API token is Disabled.")
     if is_expired(token.expires_at, now):
         count_auth("expired")
+        if refusals is not None:
+            refusals.expired(token.id, address)
         raise Unauthorized(f"The API token {token.id} expired at {render(token.expires_at)}.")
     if not credential.current and previous_until(grace_end(token), token.expires_at,
                                                  now) is None:

@@ -8,6 +8,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -91,6 +92,9 @@ class ApiToken(Audited, Base):
     # Why a Disabled token is Disabled, when the service disabled it (`Leaked`: its secret
     # was reported, and it cannot be enabled before it is rotated); NULL otherwise.
     status_reason: Mapped[str | None] = mapped_column(String(32))
+    # How far the expiry job has told of `expires_at` (tokens/expiry.py: 0 nothing, then
+    # 30 days, 7 days, 1 day, expired); back to 0 when the expiry changes.
+    expiry_notice: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
 
     account: Mapped[Account] = relationship(lazy="joined", innerjoin=True)
     modules: Mapped[list[Module]] = relationship(

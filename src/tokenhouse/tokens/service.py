@@ -216,7 +216,7 @@ async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate
             expires_at=expires_at, ip_allowlist=allowlist,
             rate_limit=quota.limit if quota else None,
             rate_limit_window=quota.window if quota else None,
-            retire_previous_on_first_use=False).items())
+            retire_previous_on_first_use=False, expiry_notice=0).items())
         token.stamp_created(actor.by)
         if await repository.insert_new(session, token):
             _record(session, actor, events.TOKEN_CREATED, token)
@@ -259,6 +259,7 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
         raise _expired(token)
     if new_expiry:
         token.expires_at = expires_at
+        token.expiry_notice = 0  # the new expiry gets notices of its own (tokens/expiry.py)
     if allowlist != token.ip_allowlist:
         token.ip_allowlist = allowlist
     if "name" in given and data.name is not None:  # None was refused above
@@ -359,6 +360,8 @@ async def rotate_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     token.retire_previous_on_first_use = (data.retire_previous_on_first_use
                                           and previous_end is not None)
     token.secret_hash = crypto.hash_secret(key, secret)
+    if _changed(expires_at, token.expires_at):
+        token.expiry_notice = 0  # the new expiry gets notices of its own (tokens/expiry.py)
     token.expires_at = expires_at
     token.rotated_at = now
     token.status_reason = None  # a leaked secret is replaced: the token may be enabled
