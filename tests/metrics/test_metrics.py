@@ -75,6 +75,7 @@ async def test_series_after_requests(client: httpx.AsyncClient, factory: Factory
         "tokenhouse_cache_entries": "gauge",
         "tokenhouse_last_access_flush_tokens": "histogram",
         "tokenhouse_last_access_flush_failures": "counter",
+        "tokenhouse_webhook_deliveries": "counter",
         "tokenhouse_invalidation_listening": "gauge",
     }
     total = "tokenhouse_http_requests_total"

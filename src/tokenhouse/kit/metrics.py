@@ -99,6 +99,13 @@ LAST_ACCESS_BATCH = Histogram("tokenhouse_last_access_flush_tokens", "Tokens who
 LAST_ACCESS_FAILURES = Counter("tokenhouse_last_access_flush_failures", "Flushes of "
                                "lastAccessAt that failed (retried in the next round).",
                                registry=REGISTRY)
+WEBHOOK_ATTEMPTS = Counter("tokenhouse_webhook_deliveries", "Attempts to deliver an audit "
+                           "record to a webhook, by outcome: delivered, retrying (failed, "
+                           "tried again later), failed (given up).", ("outcome",),
+                           registry=REGISTRY)
+WEBHOOK_OUTCOMES = ("delivered", "retrying", "failed")
+for _outcome in WEBHOOK_OUTCOMES:
+    WEBHOOK_ATTEMPTS.labels(_outcome)  # every outcome shown, as 0, from the start
 # livemin: 0 as soon as any running worker is not receiving changes (its caches are then
 # off and it reads the database for everything); 1 when every worker receives them.
 INVALIDATION_LISTENING = Gauge("tokenhouse_invalidation_listening", "1 while the process "
@@ -129,6 +136,11 @@ def observe_last_access_batch(tokens: int) -> None:
 
 def count_last_access_failure() -> None:
     LAST_ACCESS_FAILURES.inc()
+
+
+def count_webhook_attempt(outcome: str) -> None:
+    """One delivery attempt's `outcome` (one of WEBHOOK_OUTCOMES)."""
+    WEBHOOK_ATTEMPTS.labels(outcome).inc()
 
 
 def set_invalidation_listening(listening: bool) -> None:

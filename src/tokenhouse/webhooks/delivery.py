@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tokenhouse import __version__
 from tokenhouse.audit.models import AuditRecord
 from tokenhouse.audit.service import render_record
-from tokenhouse.kit import ids
+from tokenhouse.kit import ids, metrics
 from tokenhouse.kit.db import read_only
 from tokenhouse.kit.outage import unavailable
 from tokenhouse.kit.paging import encode_json
@@ -188,8 +188,10 @@ class DeliveryWorker:
                                               for delivery, hook, entry in work))
             async with self._sessions() as session:
                 for (delivery, _, _), outcome in zip(work, outcomes, strict=True):
-                    await repository.settle(session, delivery.id, claim,
-                                            _settled(delivery, outcome, utcnow()))
+                    values = _settled(delivery, outcome, utcnow())
+                    await repository.settle(session, delivery.id, claim, values)
+                    # GET /metrics: "Delivered", "Failed" (given up), or no status: retrying.
+                    metrics.count_webhook_attempt(str(values.get("status", "retrying")).lower())
                 await session.commit()
         finally:
             self._claims.discard(claim)
