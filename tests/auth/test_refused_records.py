@@ -229,3 +229,24 @@ async def test_a_slow_or_failing_database_never_holds_or_changes_the_answer(
             problem(await outside.get(path, headers=headers), 403)
             await settled(app)
     assert len(await refused(client, admin, made["id"])) == 1
+
+
+async def test_an_introspected_use_from_outside_the_allowlist_is_recorded(
+        app: FastAPI, client: httpx.AsyncClient, factory: Factory) -> None:
+    """A service asking about a secret presented from `clientIp` is told it is inactive;
+    the refusal is the token's, from the address the service names."""
+    admin = await factory.admin()
+    tenant = await auditor(factory)
+    made = await make(client, tenant, ipAllowlist=[ALLOWED])
+    for _ in range(2):
+        response = await client.post(f"{TOKENS}/introspect", headers=admin.headers,
+                                     json={"token": made["token"], "clientIp": OUTSIDE})
+        assert response.json() == {"active": False}
+    answered = await client.post(f"{TOKENS}/introspect", headers=admin.headers,
+                                 json={"token": made["token"], "clientIp": INSIDE})
+    assert answered.json()["active"] is True
+    await settled(app)
+    records = await refused(client, admin, made["id"])
+    assert [r["documents"]["refusal"] for r in records] == [
+        {"reason": "address outside the allowlist", "ip": OUTSIDE}]
+    assert records[0]["request"]["api"]["ip"] == "127.0.0.1"  # the service that asked

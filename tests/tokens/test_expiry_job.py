@@ -19,6 +19,7 @@ import httpx
 import pytest
 import time_machine
 from fastapi import FastAPI
+from sqlalchemy import insert, text
 
 from tests.databases import BACKENDS, pg_fetch_sync
 from tests.factories import Factory, Issued
@@ -26,7 +27,8 @@ from tests.helpers import TOKENS
 from tests.live_server import LiveServer
 from tests.processes import Server
 from tokenhouse.kit.timeutil import render
-from tokenhouse.tokens.expiry import notice_expiries
+from tokenhouse.tokens.expiry import notice_expiries, owed_tokens
+from tokenhouse.tokens.models import ApiToken
 
 RECORDS = "/public/v1/audit/records"
 EXPIRING = "platform.accounts.apiToken.expiring"
@@ -207,6 +209,33 @@ async def test_rounds_at_once_and_in_batches_tell_each_token_once(
     assert sum(counts) == 7
     for token in made:
         assert told(await notices(client, tenant, token["id"])) == [("expiring", 1)]
+
+
+async def test_a_round_reads_only_the_tokens_owed_a_notice(
+        client: httpx.AsyncClient, factory: Factory, app: FastAPI, backend: str) -> None:
+    """20,000 tokens, most told of their expiry long ago or never expiring: a round's query
+    scans the partial index of the tokens still owed a notice, in its order (no sort)."""
+    if backend != "postgresql":
+        pytest.skip("query plans are checked on PostgreSQL, the production database")
+    account = await factory.account("Client")
+    start = now()
+    tokens = [{"id": f"TKN-9{n:03d}-{n:04d}", "account_id": account["id"], "name": "t",
+               "status": "Active", "revision": 1, "created_at": start,
+               "expires_at": None if n % 3 else start - (n % 900) * DAY,
+               "expiry_notice": 4 if n % 3 == 0 else 0}
+              for n in range(20_000)]
+    async with app.state.runtime.sessions() as session:
+        connection = await session.connection()
+        await connection.execute(insert(ApiToken.__table__), tokens)
+        await session.commit()
+    async with app.state.runtime.engine.connect() as connection:
+        await connection.execute(text("ANALYZE api_tokens"))
+        compiled = owed_tokens(start).compile(dialect=connection.dialect,
+                                              compile_kwargs={"literal_binds": True})
+        plan = "\n".join(row[0] for row in await connection.execute(
+            text(f"EXPLAIN {compiled}")))
+    assert "ix_api_tokens_expiry_owed" in plan, plan
+    assert "Seq Scan on api_tokens" not in plan and "Sort" not in plan, plan
 
 
 # -- real processes ---------------------------------------------------------------------

@@ -27,7 +27,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, case, select, text, tuple_, update
+from sqlalchemy import Select, Table, case, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenhouse.audit import events
@@ -72,13 +72,7 @@ async def notice_expiries(sessions: async_sessionmaker[AsyncSession],
     """One round: every notice due by `now` (the service's clock), written and marked, one
     transaction per batch of tokens. Returns how many records were written."""
     now = now or utcnow()
-    due = case((ApiToken.expires_at <= now, EXPIRED),
-               (ApiToken.expires_at <= now + NOTICES[3] * DAY, 3),
-               (ApiToken.expires_at <= now + NOTICES[2] * DAY, 2), else_=1)
-    owed = (select(ApiToken)
-            .where(OWED, ApiToken.expires_at <= now + NOTICES[1] * DAY,
-                   ApiToken.expiry_notice < due)
-            .order_by(ApiToken.expires_at, ApiToken.id).limit(batch))
+    owed = owed_tokens(now, batch)
     written = 0
     after: tuple[datetime, str] | None = None
     while True:
@@ -97,6 +91,18 @@ async def notice_expiries(sessions: async_sessionmaker[AsyncSession],
         last = tokens[-1]
         assert last.expires_at is not None  # selected by its expiry
         after = (last.expires_at, last.id)
+
+
+def owed_tokens(now: datetime, batch: int = BATCH) -> Select[ApiToken]:
+    """The first `batch` Active tokens owed a notice by `now`, soonest expiry first (a scan
+    of migration 0012's partial index, in its order)."""
+    due = case((ApiToken.expires_at <= now, EXPIRED),
+               (ApiToken.expires_at <= now + NOTICES[3] * DAY, 3),
+               (ApiToken.expires_at <= now + NOTICES[2] * DAY, 2), else_=1)
+    return (select(ApiToken)
+            .where(OWED, ApiToken.expires_at <= now + NOTICES[1] * DAY,
+                   ApiToken.expiry_notice < due)
+            .order_by(ApiToken.expires_at, ApiToken.id).limit(batch))
 
 
 async def _notice(session: AsyncSession, token: ApiToken, now: datetime) -> bool:

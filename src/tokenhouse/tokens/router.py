@@ -144,7 +144,8 @@ async def introspect(request: Request, actor: Introspector, resources: Resources
         actor=actor, secret=data.token, address=address, engine=resources.engine,
         key=resources.hmac_key, sessions=resources.sessions,
         credentials=resources.credentials, views=resources.token_views,
-        accesses=resources.last_access, limiter=resources.limiter, consume=data.consume)
+        accesses=resources.last_access, limiter=resources.limiter, consume=data.consume,
+        refusals=resources.refusals)
     return Response(answer, media_type="application/json", headers=NO_STORE)
 
 

@@ -17,6 +17,7 @@ from tokenhouse.audit import events
 from tokenhouse.audit import service as audit
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.cache import CredentialCache
+from tokenhouse.auth.refusals import Refusals
 from tokenhouse.auth.service import authenticate
 from tokenhouse.kit import crypto, ids
 from tokenhouse.kit.addresses import canonical_allowlist, to_stored
@@ -140,17 +141,19 @@ async def introspect(*, actor: Actor, secret: str, address: str | None, engine: 
                      key: bytes, sessions: async_sessionmaker[AsyncSession],
                      credentials: CredentialCache, views: TokenViews,
                      accesses: LastAccessRecorder, limiter: Limiter,
-                     consume: bool = True) -> bytes:
+                     consume: bool = True, refusals: Refusals | None = None) -> bytes:
     """RFC 7662 for the platform's services: the claims of the token behind `secret`, as
     presented from `address` (None: not said, and then no token with an IP allowlist is
     active), or INACTIVE. Answered from memory in the common case, by the same rules and
     caches as authentication; an active answer counts as a use of the token and, unless
     not `consume`, as a request against its rate limit, whose state it reports
-    (`rateLimit`: the caller answers 429 when `allowed` is false)."""
+    (`rateLimit`: the caller answers 429 when `allowed` is false). A valid secret refused
+    for `address` or its expiry is told to `refusals` (the audit trail), as a request's."""
     INTROSPECT.check(actor)
     try:
         subject = await authenticate(engine=engine, secret=secret, key=key, cache=credentials,
-                                     views=views, sessions=sessions, address=address)
+                                     views=views, sessions=sessions, address=address,
+                                     refusals=refusals)
     except (Unauthorized, Forbidden):
         return INACTIVE
     assert subject.token_id is not None  # a secret is always a token's
