@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from tests.factories import ALL_OF_TYPE, Factory, Issued
 from tests.helpers import ACCOUNTS, TOKENS, problem
@@ -319,3 +319,32 @@ async def test_a_leak_report_is_recorded_as_the_systems_change(client: httpx.Asy
     await client.post(f"{TOKENS}/revoke-leaked", json={"tokens": [made["token"]]})
     assert len(await trail(client, tenant, made["id"],
                            "&eq(event,platform.accounts.apiToken.leaked)")) == 1
+
+
+async def test_an_import_is_one_record_in_operations_trail(app, client: httpx.AsyncClient,
+                                                           factory: Factory):
+    from tests.helpers import empty_store
+    from tokenhouse.audit.models import AuditRecord
+    from tokenhouse.transfer.service import export_lines, import_lines
+
+    tenant = await auditor(factory)
+    await new_token(client, tenant, tenant.account_id)
+    sessions = app.state.runtime.sessions
+    async with sessions() as session:
+        lines = [line async for line in export_lines(session=session)]
+    async with sessions() as session:
+        await empty_store(session)
+        await session.commit()
+    async with sessions() as session:
+        imported = await import_lines(session=session, lines=lines)
+        await session.commit()
+    async with sessions() as session:
+        records = list(await session.scalars(select(AuditRecord)))
+    assert [r.event for r in records] == ["platform.accounts.import.completed"]
+    record = records[0]
+    assert record.actor["id"] == "system" and record.account_id is None
+    assert record.documents == {"import": {"accounts": imported.accounts,
+                                           "modules": imported.modules,
+                                           "tokens": imported.tokens},
+                                "actor": record.actor}
+    assert record.object_id.startswith("IMP-") and record.object_type == "Import"

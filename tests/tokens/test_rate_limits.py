@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from tests.factories import Factory, Issued
 from tests.helpers import TOKENS, problem
+from tests.metrics.test_metrics import delta, scrape
 from tokenhouse.app import create_app
 from tokenhouse.kit.settings import ConfigurationError, Settings
 from tokenhouse.kit.timeutil import utcnow
@@ -212,3 +213,16 @@ async def test_the_servers_default_applies_to_tokens_made_without_one(
 def test_a_bad_default_stops_the_server_from_starting(settings: Settings, value: str):
     with pytest.raises(ConfigurationError, match="TOKENHOUSE_DEFAULT_RATE_LIMIT"):
         create_app(settings.model_copy(update={"default_rate_limit": value}))
+
+
+async def test_a_refusal_past_the_limit_is_counted_in_the_metrics(client, factory: Factory):
+    admin = await factory.admin()
+    tenant = await factory.tenant()
+    made = await make(client, admin, tenant.account_id,
+                      rateLimit={"limit": 1, "windowSeconds": 3600})
+    _, _, before = await scrape(client)
+    assert (await client.get(f"{TOKENS}/{made['id']}", headers=bearer(made))).status_code == 200
+    problem(await client.get(f"{TOKENS}/{made['id']}", headers=bearer(made)), 429)
+    _, _, after = await scrape(client)
+    assert delta(before, after, "tokenhouse_authentications_total",
+                 outcome="rate_limited") == 1

@@ -10,6 +10,7 @@ from starlette.types import Scope
 from tokenhouse.auth.actor import Actor
 from tokenhouse.auth.permissions import Permission
 from tokenhouse.auth.service import authenticate
+from tokenhouse.kit import metrics
 from tokenhouse.kit.addresses import TrustedProxies
 from tokenhouse.kit.origin import note_origin
 from tokenhouse.kit.problems import TooManyRequests, Unauthorized, note_header
@@ -66,6 +67,7 @@ async def count_request(scope: Scope, limiter: Limiter, token_id: str, quota: Qu
     for name, value in headers(quota, decision):
         note_header(scope, name, value)
     if not decision.allowed:
+        metrics.count_auth("rate_limited")
         raise TooManyRequests(
             f"The API token's rate limit ({quota.limit} requests per {quota.window} s) is "
             f"used up; retry in {decision.retry_after} s.",

@@ -27,6 +27,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenhouse.accounts.schemas import href as account_href
+from tokenhouse.audit import events
+from tokenhouse.audit import service as audit
+from tokenhouse.audit.subjects import Subject
+from tokenhouse.auth.actor import system_actor
+from tokenhouse.kit import ids
 from tokenhouse.kit.addresses import from_stored, to_stored
 from tokenhouse.kit.problems import BadRequest
 from tokenhouse.kit.timeutil import as_utc, render, utcnow
@@ -37,6 +42,9 @@ from tokenhouse.tokens.lifecycle import previous_until, status_at
 from tokenhouse.tokens.schemas import href as token_href
 from tokenhouse.transfer import repository
 from tokenhouse.transfer.schemas import AccessIn, AccountLine, AuditIn, ModuleLine, TokenLine
+
+# Who imports: the operator at the server's shell (audit records show `system`).
+SYSTEM = system_actor(frozenset(), frozenset())
 
 KINDS: dict[str, type[AccountLine | ModuleLine | TokenLine]] = {
     "ACC-": AccountLine, "MOD-": ModuleLine, "TKN-": TokenLine}
@@ -399,7 +407,14 @@ async def import_lines(*, session: AsyncSession, lines: Iterable[str],
     # authenticated to wait: a restore, or a first load.
     await staging.write(bulk=tokens >= bulk_tokens and not await staging.store_has_tokens())
     await staging.close()
-    return Imported(accounts=accounts, modules=len(modules), tokens=tokens)
+    imported = Imported(accounts=accounts, modules=len(modules), tokens=tokens)
+    # One record of the whole import, in its transaction, in Operations' trail only (it
+    # spans accounts): made at the server's shell, so by the system.
+    audit.record(session, actor=SYSTEM, event=events.IMPORT_COMPLETED,
+                 subject=Subject(ids.new_id("IMP", 4), "Import", "Import", None),
+                 documents={"import": {"accounts": accounts, "modules": len(modules),
+                                       "tokens": tokens}})
+    return imported
 
 
 async def _clashes(staging: repository.Staging, modules: dict[str, tuple[int, ModuleLine]],
