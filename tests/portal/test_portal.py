@@ -548,6 +548,8 @@ def test_keyboard_alone(portal: Portal, live: LiveServer) -> None:
     expect(page.get_by_role("tab", name="Modules")).to_be_focused()
     expect(page.get_by_role("tab", name="Modules")).to_have_attribute("aria-selected", "true")
     page.keyboard.press("End")
+    expect(page.get_by_role("tab", name="Audit trail")).to_be_focused()
+    page.keyboard.press("ArrowLeft")
     expect(page.get_by_role("tab", name="Details")).to_be_focused()
     expect(page.get_by_role("tabpanel")).to_contain_text("Created by")
 

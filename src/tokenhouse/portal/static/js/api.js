@@ -2,6 +2,7 @@
 
 export const API_ROOT = "/public/v1";
 const BASE = `${API_ROOT}/accounts`;
+const AUDIT_BASE = `${API_ROOT}/audit`;
 
 const FIELD_LABELS = {
   name: "Name", description: "Description", modules: "Modules", account: "Account",
@@ -74,7 +75,7 @@ export function tokenIdOf(secret) {
  * token was disabled, deleted or its account disabled while signed in).
  */
 export function createClient(secret, { onUnauthorized } = {}) {
-  async function request(method, path, { query = "", body } = {}) {
+  async function request(method, path, { query = "", body, base = BASE } = {}) {
     const headers = { Authorization: `Bearer ${secret}`, Accept: "application/json" };
     const init = { method, headers, cache: "no-store", credentials: "omit",
       redirect: "error", referrerPolicy: "no-referrer" };
@@ -84,7 +85,7 @@ export function createClient(secret, { onUnauthorized } = {}) {
     }
     let response;
     try {
-      response = await fetch(`${BASE}${path}${query ? `?${query}` : ""}`, init);
+      response = await fetch(`${base}${path}${query ? `?${query}` : ""}`, init);
     } catch {
       throw new ApiError(0, null);
     }
@@ -111,5 +112,7 @@ export function createClient(secret, { onUnauthorized } = {}) {
     post: (path, body) => request("POST", path, { body }),
     put: (path, body) => request("PUT", path, { body }),
     del: (path) => request("DELETE", path),
+    /** A read of the Audit API (/public/v1/audit…): records and event types. */
+    audit: (path, query) => request("GET", path, { query, base: AUDIT_BASE }),
   };
 }

@@ -2,7 +2,8 @@
 //
 // Routes (the address bar keeps the state, so a view can be bookmarked and reloaded):
 //   #/tokens?q=…&status=…&account=…&order=…&page=…&size=…   the list
-//   #/tokens/TKN-1234-5678?tab=general|modules|details       one token
+//   #/tokens/TKN-1234-5678?tab=general|modules|details|audit one token
+//   #/audit?event=…&object=…&from=…&to=…&page=…&size=…       Settings > Audit trail
 // The secret lives in sessionStorage only (this tab), never in a cookie or the URL.
 
 import { createClient, tokenIdOf, ApiError } from "./api.js";
@@ -12,12 +13,14 @@ import { announce, clearFlash, expireFlash } from "./ui.js";
 import { renderSignIn } from "./views/signin.js";
 import { ListView } from "./views/list.js";
 import { DetailsView } from "./views/details.js";
+import { AuditView, AUDIT_HASH } from "./views/audit.js";
 
 const STORAGE_KEY = "tokenhouse.portal.secret";
 const LIST_HASH = "#/tokens";
 
 const view = document.getElementById("view");
 const sessionBox = document.getElementById("session");
+const settingsNav = document.getElementById("settings-nav");
 
 let session = null; // {api, me, isOps}
 let current = null; // {key, view}
@@ -122,6 +125,7 @@ function signOut({ message = null, error = null, kind = "info" } = {}) {
   lastRouted = null;
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   sessionBox.hidden = true;
+  settingsNav.hidden = true;
   clearFlash();
   showSignIn({ message, error, kind });
 }
@@ -159,6 +163,9 @@ function route({ focus = false } = {}) {
   expireFlash();
   const { path, params } = parseHash();
   const match = path.match(/^\/tokens\/(TKN-\d{4}-\d{4})$/);
+  // The Settings pages' own navigation, on the pages of the sections (a token's page has its
+  // breadcrumb back to the list, and its own Audit trail tab).
+  settingsNav.hidden = Boolean(match);
   if (match) {
     const key = `details:${match[1]}`;
     if (current && current.key === key) {
@@ -168,15 +175,37 @@ function route({ focus = false } = {}) {
     }
     return;
   }
+  if (path === "/audit") {
+    showSection("audit");
+    if (current && current.key === "audit") {
+      current.view.update(params);
+    } else {
+      mount("audit", new AuditView(ctx, params), focus || current !== null);
+    }
+    return;
+  }
   if (path !== "/tokens") {
     history.replaceState(history.state, "", LIST_HASH);
     lastRouted = LIST_HASH;
   }
   ctx.listHash = location.hash || LIST_HASH;
+  showSection("tokens");
   if (current && current.key === "list") {
     current.view.update(params);
   } else {
     mount("list", new ListView(ctx, params), focus || current !== null);
+  }
+}
+
+/** Mark the section shown in the Settings navigation; its tokens link keeps the list's state. */
+function showSection(key) {
+  const tokens = document.getElementById("nav-tokens");
+  const audit = document.getElementById("nav-audit");
+  tokens.href = ctx.listHash;
+  audit.href = AUDIT_HASH;
+  for (const [link, own] of [[tokens, "tokens"], [audit, "audit"]]) {
+    if (own === key) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
   }
 }
 

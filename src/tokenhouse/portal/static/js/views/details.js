@@ -1,4 +1,5 @@
-// One API token: general, modules and details tabs; edit, rotate, disable/enable and delete.
+// One API token: general, modules, details and audit trail tabs; edit, rotate, disable/enable
+// and delete.
 
 import { API_ROOT } from "../api.js";
 import { h, append, clear, exactTime, relativeTime, statusBadge, leakedBadge, nextId } from "../dom.js";
@@ -7,6 +8,8 @@ import { openEditDialog } from "./edit.js";
 import { openRotateDialog } from "./rotate.js";
 import { allowlistView, expiresSoon, soonBadge } from "../lifecycle.js";
 import { describeRateLimit } from "../ratelimit.js";
+import { DEFAULT_SIZE, RecordList } from "../audit.js";
+import { eqFilter } from "../rql.js";
 
 const LEAKED_TEXT = "Disabled because its secret was reported as leaked — rotate it, then enable.";
 
@@ -14,6 +17,7 @@ const TABS = [
   { key: "general", label: "General" },
   { key: "modules", label: "Modules" },
   { key: "details", label: "Details" },
+  { key: "audit", label: "Audit trail" },
 ];
 
 function tabOf(params) {
@@ -51,6 +55,10 @@ export class DetailsView {
 
   focusHeading() {
     this.heading.focus();
+  }
+
+  destroy() {
+    if (this.trail) this.trail.destroy();
   }
 
   update(params) {
@@ -170,6 +178,8 @@ export class DetailsView {
   }
 
   renderTabs() {
+    if (this.trail) this.trail.destroy(); // a page of records still on its way is dropped
+    this.trail = null;
     const tablist = h("div", { class: "tabs", role: "tablist", "aria-label": "API token" });
     const panels = [];
     const buttons = [];
@@ -204,6 +214,21 @@ export class DetailsView {
     clear(this.body).append(tablist, ...panels);
   }
 
+  /** The token's records (its object id), newest first, paged here (not in the address). */
+  auditPanel() {
+    const filters = [eqFilter("object.id", this.id)];
+    const trail = new RecordList(this.ctx, {
+      showObject: false,
+      sizes: false,
+      emptyText: "No records about this API token.",
+      onPage: (page, size) => trail.load(filters, page, size),
+    });
+    this.trail = trail;
+    trail.load(filters, 1, DEFAULT_SIZE);
+    return [h("p", { class: "muted" }, "What happened to this API token, newest first: "
+      + "who changed it, from which address, and when."), trail.el];
+  }
+
   selectTab(key) {
     this.tab = key;
     const hash = `#/tokens/${this.id}${key === "general" ? "" : `?tab=${key}`}`;
@@ -216,6 +241,7 @@ export class DetailsView {
 
   panel(key) {
     const { token } = this;
+    if (key === "audit") return this.auditPanel();
     if (key === "modules") {
       const modules = [...(token.modules || [])].sort((a, b) => a.name.localeCompare(b.name));
       if (!modules.length) return h("p", { class: "empty-note" }, "No modules.");
