@@ -297,9 +297,13 @@ async def test_a_receiver_that_does_not_answer_in_5_seconds_fails_the_attempt(
         served: Served):
     client = served.client
     tenant = await auditor(served.factory)
-    with Receiver(delay=6.0) as slow:
+    with Receiver(delay=6.0) as slow, Receiver() as fast:
         webhook = await subscribe(client, tenant, slow.url(), [CREATED])
+        other = await subscribe(client, tenant, fast.url(), [CREATED])
         await new_token(client, tenant, tenant.account_id)
+        # The hanging receiver holds its own attempt, not the other webhook's.
+        await until(lambda: _status(client, tenant, other["id"], "Delivered"), timeout=2,
+                    what="the other webhook's delivery")
 
         async def timed_out() -> bool:
             found = await deliveries(client, tenant, webhook["id"])

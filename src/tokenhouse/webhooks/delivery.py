@@ -9,11 +9,12 @@ once while there is:
    marked fanned out, all in one short transaction: a crash before its commit leaves the
    records for the next pass, and the unique (webhook, record) pair keeps a record from being
    fanned out twice to one webhook whatever happens.
-2. Delivery. Due deliveries are claimed in a short transaction (leased: their
-   `next_attempt_at` moves LEASE ahead, with the claim's random id), then POSTed outside
-   any transaction, and each outcome written back only while the claim still holds it. A
-   process that dies mid-attempt leaves its deliveries due again when the lease ends; a
-   process that stops cleanly gives them back at once.
+2. Delivery. Due deliveries are claimed for the free slots (IN_FLIGHT per process) in a
+   short transaction (leased: their `next_attempt_at` moves LEASE ahead, with the claim's
+   random id), then POSTed outside any transaction, each outcome written back as soon as it
+   is known, only while the claim still holds the delivery. A process that dies mid-attempt
+   leaves its deliveries due again when the lease ends; a process that stops cleanly gives
+   them back at once.
 
 Claims lock rows: FOR UPDATE SKIP LOCKED on PostgreSQL, so processes split the work; on
 SQLite the file's writer (kit/db.Writer: BEGIN IMMEDIATE for a FOR UPDATE read, and turns
@@ -60,7 +61,10 @@ GIVE_UP = timedelta(hours=24)
 # How long a claim holds its deliveries: longer than an attempt and writing its outcome.
 LEASE = timedelta(seconds=60)
 FAN_OUT_BATCH = 200
-DELIVERY_BATCH = 20  # attempted concurrently, one connection each at most
+# Attempts in flight per process (one connection each at most). A slot is refilled as soon
+# as its attempt is written: a receiver that hangs for the whole timeout holds one slot, not
+# the deliveries of every other webhook.
+IN_FLIGHT = 50
 ERROR_CHARS = 200
 
 
@@ -84,13 +88,16 @@ class DeliveryWorker:
         self._poll = poll_seconds
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
-        self._claims: set[str] = set()
+        # Attempts in flight, and how many of each claim's deliveries are not yet written.
+        self._attempts: set[asyncio.Task[None]] = set()
+        self._claims: dict[str, int] = {}
+        self._slot_free = asyncio.Event()
         # Compiled event patterns by webhook id and revision.
         self._matchers: dict[tuple[str, int], re.Pattern[str]] = {}
 
     def start(self) -> None:
         self._client = httpx.AsyncClient(
-            transport=guarded_transport(self.allow_private, DELIVERY_BATCH),
+            transport=guarded_transport(self.allow_private, IN_FLIGHT),
             timeout=httpx.Timeout(TIMEOUT), follow_redirects=False, trust_env=False,
             headers={"User-Agent": f"tokenhouse-webhooks/{__version__}"})
         self._task = asyncio.create_task(self._run(), name="webhook-delivery")
@@ -98,9 +105,15 @@ class DeliveryWorker:
     async def stop(self) -> None:
         await cancel(self._task)
         self._task = None
+        if self._attempts:
+            # Attempts in flight end within their timeout, and their outcomes are written;
+            # one that does not is cut short (and its delivery given back below).
+            await asyncio.wait(list(self._attempts), timeout=TIMEOUT + 1)
+            for attempt in list(self._attempts):
+                await cancel(attempt)
         if self._claims:
             # Attempts cut short by the stop: due again now, for whichever process is up.
-            claims, self._claims = sorted(self._claims), set()
+            claims, self._claims = sorted(self._claims), {}
             try:
                 async with asyncio.timeout(TIMEOUT), self._sessions() as session:
                     await repository.release(session, claims, utcnow())
@@ -124,7 +137,15 @@ class DeliveryWorker:
                                 type(exc).__name__)
                 else:
                     log.exception("webhook delivery pass failed; will retry")
-            await asyncio.sleep(0 if busy else self._poll)
+            if busy:
+                await asyncio.sleep(0)
+            else:  # until the poll interval ends, or an attempt frees its slot
+                self._slot_free.clear()
+                try:
+                    async with asyncio.timeout(self._poll):
+                        await self._slot_free.wait()
+                except TimeoutError:
+                    pass
 
     async def run_once(self) -> bool:
         """One pass: fan out and deliver what is due. Whether there was anything."""
@@ -172,30 +193,51 @@ class DeliveryWorker:
         return pattern.fullmatch(event) is not None
 
     async def deliver_due(self) -> int:
-        """Claim up to DELIVERY_BATCH due deliveries and attempt them; how many."""
+        """Claim due deliveries for the free slots and start their attempts; how many."""
+        room = IN_FLIGHT - len(self._attempts)
+        if room <= 0:
+            return 0
         claim = secrets.token_hex(16)
         now = utcnow()
         async with self._sessions() as session:
-            if not await repository.claim_due(session, now, now + LEASE, claim,
-                                              DELIVERY_BATCH):
+            if not await repository.claim_due(session, now, now + LEASE, claim, room):
                 await session.rollback()
                 return 0
             work = await repository.claimed(session, claim)
             await session.commit()
-        self._claims.add(claim)
-        try:
-            outcomes = await asyncio.gather(*(self._attempt(delivery, hook, entry)
-                                              for delivery, hook, entry in work))
-            async with self._sessions() as session:
-                for (delivery, _, _), outcome in zip(work, outcomes, strict=True):
-                    values = _settled(delivery, outcome, utcnow())
-                    await repository.settle(session, delivery.id, claim, values)
-                    # GET /metrics: "Delivered", "Failed" (given up), or no status: retrying.
-                    metrics.count_webhook_attempt(str(values.get("status", "retrying")).lower())
-                await session.commit()
-        finally:
-            self._claims.discard(claim)
+        self._claims[claim] = len(work)
+        for delivery, hook, entry in work:
+            attempt = asyncio.create_task(self._deliver(claim, delivery, hook, entry),
+                                          name="webhook-attempt")
+            self._attempts.add(attempt)
+            attempt.add_done_callback(self._finished)
         return len(work)
+
+    def _finished(self, attempt: asyncio.Task[None]) -> None:
+        self._attempts.discard(attempt)
+        self._slot_free.set()
+
+    async def _deliver(self, claim: str, delivery: Delivery, hook: Webhook,
+                       entry: AuditRecord) -> None:
+        """One attempt, and its outcome written (while the claim holds the delivery). One
+        cut short by a stop leaves its claim to `stop`, which gives it back."""
+        outcome = await self._attempt(delivery, hook, entry)
+        values = _settled(delivery, outcome, utcnow())
+        try:
+            async with self._sessions() as session:
+                await repository.settle(session, delivery.id, claim, values)
+                await session.commit()
+        except Exception as exc:  # tried again when its lease ends: at least once
+            log.warning("could not write the outcome of webhook delivery %s (%s)",
+                        delivery.id, type(exc).__name__)
+        else:
+            # GET /metrics: "Delivered", "Failed" (given up), or no status: retrying.
+            metrics.count_webhook_attempt(str(values.get("status", "retrying")).lower())
+        left = self._claims.get(claim, 0) - 1
+        if left > 0:
+            self._claims[claim] = left
+        else:
+            self._claims.pop(claim, None)
 
     async def _attempt(self, delivery: Delivery, hook: Webhook, entry: AuditRecord) -> Outcome:
         """POST the record (as GET /audit/records/{id} answers it), signed."""
