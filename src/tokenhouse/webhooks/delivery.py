@@ -150,10 +150,10 @@ class DeliveryWorker:
     async def run_once(self) -> bool:
         """One pass: fan out and deliver what is due. Whether there was anything."""
         async with read_only(self._sessions) as session:
-            if not await repository.anything_to_do(session, utcnow()):
-                return False
-        fanned = await self.fan_out()
-        delivered = await self.deliver_due()
+            pending, due = await repository.work_waiting(session, utcnow())
+        fanned = await self.fan_out() if pending else 0
+        # Deliveries the fan-out just made are due at once.
+        delivered = await self.deliver_due() if due or fanned else 0
         return bool(fanned or delivered)
 
     async def fan_out(self) -> int:

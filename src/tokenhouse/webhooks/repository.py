@@ -106,14 +106,14 @@ class Pending(Protocol):
     type: str
 
 
-async def anything_to_do(session: AsyncSession, now: datetime) -> bool:
-    """Whether a record waits to be fanned out or a delivery is due: two reads of the
-    partial indexes, without a lock, so that an idle worker never takes SQLite's writer."""
+async def work_waiting(session: AsyncSession, now: datetime) -> tuple[bool, bool]:
+    """Whether a record waits to be fanned out, and whether a delivery is due: two reads of
+    the partial indexes, without a lock, so that an idle worker never takes SQLite's
+    writer."""
     pending = await session.scalar(select(AuditRecord.id).where(
         AuditRecord.fanned_out.is_(False)).limit(1))
-    if pending is not None:
-        return True
-    return await session.scalar(select(Delivery.id).where(_due(now)).limit(1)) is not None
+    due = await session.scalar(select(Delivery.id).where(_due(now)).limit(1))
+    return pending is not None, due is not None
 
 
 async def claim_pending_records(session: AsyncSession, limit: int) -> list[Pending]:
