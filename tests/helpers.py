@@ -48,8 +48,8 @@ def problem(response: httpx.Response, status: int, *errors: str) -> dict[str, An
 
 # What the webhooks' delivery worker sends (webhooks/delivery.py): its look for new records
 # and their claim, their marking, its reads of subscribers, and every delivery statement.
-WEBHOOK_WORKER = ("audit_records.fanned_out IS", "SET fanned_out", "audit_webhooks.status = ",
-                  "audit_webhook_deliveries")
+WEBHOOK_WORKER = ("NOT audit_records.fanned_out", "SET fanned_out",
+                  "audit_webhooks.status = ", "audit_webhook_deliveries")
 
 
 @contextmanager

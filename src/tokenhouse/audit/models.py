@@ -31,8 +31,8 @@ class AuditRecord(Base):
         Index("ix_audit_records_timestamp", text("timestamp DESC"), "id"),
         Index("ix_audit_records_object_id_timestamp", "object_id", text("timestamp DESC")),
         # The webhooks' outbox: the records not yet fanned out (migration 0011).
-        Index("ix_audit_records_pending", "timestamp", postgresql_where=text("NOT fanned_out"),
-              sqlite_where=text("NOT fanned_out")),
+        Index("ix_audit_records_pending", "timestamp", "id",
+              postgresql_where=text("NOT fanned_out"), sqlite_where=text("NOT fanned_out")),
     )
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)  # AUD-XXXX-XXXX-XXXX-XXXX

@@ -5,7 +5,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy import Select, and_, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,7 +13,13 @@ from tokenhouse.accounts.models import Account, AccountStatus
 from tokenhouse.audit.models import AuditRecord
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit.audit import audit_schema
-from tokenhouse.kit.repository import dialect_name, fetch_page, page_statements, run_page
+from tokenhouse.kit.repository import (
+    AnySelect,
+    dialect_name,
+    fetch_page,
+    page_statements,
+    run_page,
+)
 from tokenhouse.kit.rql import Obj, Query, Resource, Scalar
 from tokenhouse.kit.rql.parser import OrderKey
 from tokenhouse.webhooks.models import Delivery, DeliveryStatus, Webhook, WebhookStatus
@@ -96,6 +102,12 @@ async def list_deliveries(session: AsyncSession, webhook_id: str,
 
 # -- the delivery worker ----------------------------------------------------------------
 
+# The predicates of the partial indexes, written as they are (migration 0011): a planner
+# uses a partial index only for a query whose condition implies its own, and neither
+# PostgreSQL nor SQLite proves that of `fanned_out IS false` or of a bound parameter.
+NOT_FANNED_OUT = text("NOT audit_records.fanned_out")
+PENDING_DELIVERY = text("audit_webhook_deliveries.status = 'Pending'")
+
 class Pending(Protocol):
     """What fan-out reads of a record."""
 
@@ -110,9 +122,8 @@ async def work_waiting(session: AsyncSession, now: datetime) -> tuple[bool, bool
     """Whether a record waits to be fanned out, and whether a delivery is due: two reads of
     the partial indexes, without a lock, so that an idle worker never takes SQLite's
     writer."""
-    pending = await session.scalar(select(AuditRecord.id).where(
-        AuditRecord.fanned_out.is_(False)).limit(1))
-    due = await session.scalar(select(Delivery.id).where(_due(now)).limit(1))
+    pending = (await session.execute(pending_records(1))).first()
+    due = await session.scalar(due_deliveries(now, 1))
     return pending is not None, due is not None
 
 
@@ -122,13 +133,16 @@ async def claim_pending_records(session: AsyncSession, limit: int) -> list[Pendi
     takes the file's writer for the whole transaction (kit/db.Writer: BEGIN IMMEDIATE on a
     FOR UPDATE read), so two processes fan out one after the other, and the second sees
     the first's records as done."""
-    rows = await session.execute(
-        select(AuditRecord.id, AuditRecord.event, AuditRecord.timestamp,
-               AuditRecord.account_id, AuditRecord.type)
-        .where(AuditRecord.fanned_out.is_(False))
-        .order_by(AuditRecord.timestamp, AuditRecord.id).limit(limit)
-        .with_for_update(skip_locked=True))
+    rows = await session.execute(pending_records(limit).with_for_update(skip_locked=True))
     return cast(list[Pending], list(rows))
+
+
+def pending_records(limit: int) -> AnySelect:
+    """The oldest records not yet fanned out (in the order of the partial index)."""
+    return (select(AuditRecord.id, AuditRecord.event, AuditRecord.timestamp,
+                   AuditRecord.account_id, AuditRecord.type)
+            .where(NOT_FANNED_OUT).order_by(AuditRecord.timestamp, AuditRecord.id)
+            .limit(limit))
 
 
 async def subscribers(session: AsyncSession) -> list[tuple[Webhook, str]]:
@@ -155,7 +169,14 @@ async def mark_fanned_out(session: AsyncSession, record_ids: list[str]) -> None:
 
 
 def _due(now: datetime) -> Any:
-    return and_(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now)
+    return and_(PENDING_DELIVERY, Delivery.next_attempt_at <= now)
+
+
+def due_deliveries(now: datetime, limit: int) -> Select[str]:
+    """The ids of the deliveries of Enabled webhooks that are due, the longest due first."""
+    return (select(Delivery.id).join(Webhook, Webhook.id == Delivery.webhook_id)
+            .where(_due(now), Webhook.status == WebhookStatus.ENABLED)
+            .order_by(Delivery.next_attempt_at).limit(limit))
 
 
 async def claim_due(session: AsyncSession, now: datetime, lease_until: datetime, claim: str,
@@ -166,10 +187,7 @@ async def claim_due(session: AsyncSession, now: datetime, lease_until: datetime,
     (SKIP LOCKED on PostgreSQL, the writer on SQLite): two processes never claim one
     delivery."""
     ids = list(await session.scalars(
-        select(Delivery.id).join(Webhook, Webhook.id == Delivery.webhook_id)
-        .where(_due(now), Webhook.status == WebhookStatus.ENABLED)
-        .order_by(Delivery.next_attempt_at).limit(limit)
-        .with_for_update(of=Delivery, skip_locked=True)))
+        due_deliveries(now, limit).with_for_update(of=Delivery, skip_locked=True)))
     if ids:
         await session.execute(update(Delivery).where(Delivery.id.in_(ids))
                               .values(next_attempt_at=lease_until, claim=claim))

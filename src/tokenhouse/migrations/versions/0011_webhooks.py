@@ -41,7 +41,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("fanned_out", sa.Boolean(), nullable=False,
                                    server_default=sa.false()))
     op.execute(sa.text("UPDATE audit_records SET fanned_out = :done").bindparams(done=True))
-    op.create_index("ix_audit_records_pending", "audit_records", ["timestamp"],
+    op.create_index("ix_audit_records_pending", "audit_records", ["timestamp", "id"],
                     postgresql_where=sa.text("NOT fanned_out"),
                     sqlite_where=sa.text("NOT fanned_out"))
     op.create_table(
