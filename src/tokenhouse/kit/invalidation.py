@@ -328,6 +328,7 @@ class InvalidationListener:
     async def stop(self) -> None:
         await cancel(self._task)
         self._task = None
+        metrics.set_invalidation_listening(False, self)
 
     def _notified(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
         self._heard(str(payload))
@@ -341,7 +342,7 @@ class InvalidationListener:
         for cache in self._caches:
             getattr(cache, method)()
         if method != "clear":  # enable: changes arrive again; disable: they may not
-            metrics.set_invalidation_listening(method == "enable")
+            metrics.set_invalidation_listening(method == "enable", self)
 
     async def _listen(self) -> None:
         url = make_url(self._engine.url).set(drivername="postgresql")

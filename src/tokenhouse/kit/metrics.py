@@ -143,8 +143,18 @@ def count_webhook_attempt(outcome: str) -> None:
     WEBHOOK_ATTEMPTS.labels(outcome).inc()
 
 
-def set_invalidation_listening(listening: bool) -> None:
-    INVALIDATION_LISTENING.set(1 if listening else 0)
+# The listeners of this process that hear changes now (one per app; tests run several).
+_listening: set[int] = set()
+
+
+def set_invalidation_listening(listening: bool, listener: object) -> None:
+    """`listener` hears changes now, or no longer. The gauge is 1 while any listener of the
+    process does: another app stopping in the same process (tests) does not clear it."""
+    if listening:
+        _listening.add(id(listener))
+    else:
+        _listening.discard(id(listener))
+    INVALIDATION_LISTENING.set(1 if _listening else 0)
 
 
 # -- caches ----------------------------------------------------------------------------------
