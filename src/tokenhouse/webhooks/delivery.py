@@ -223,6 +223,9 @@ class DeliveryWorker:
         cut short by a stop leaves its claim to `stop`, which gives it back."""
         outcome = await self._attempt(delivery, hook, entry)
         values = _settled(delivery, outcome, utcnow())
+        # GET /metrics: "Delivered", "Failed" (given up), or no status: retrying. Counted
+        # as made, before its outcome is written (and seen by GET .../deliveries).
+        metrics.count_webhook_attempt(str(values.get("status", "retrying")).lower())
         try:
             async with self._sessions() as session:
                 await repository.settle(session, delivery.id, claim, values)
@@ -230,9 +233,6 @@ class DeliveryWorker:
         except Exception as exc:  # tried again when its lease ends: at least once
             log.warning("could not write the outcome of webhook delivery %s (%s)",
                         delivery.id, type(exc).__name__)
-        else:
-            # GET /metrics: "Delivered", "Failed" (given up), or no status: retrying.
-            metrics.count_webhook_attempt(str(values.get("status", "retrying")).lower())
         left = self._claims.get(claim, 0) - 1
         if left > 0:
             self._claims[claim] = left

@@ -19,9 +19,8 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
-from tokenhouse.accounts.models import Account
 from tokenhouse.kit.audit import Audited
 from tokenhouse.kit.db import Base, JsonDoc
 
@@ -49,8 +48,6 @@ class Webhook(Audited, Base):
     # The signing secret is derived from the server's key and this random salt
     # (webhooks/signing.py); the secret itself is stored nowhere.
     salt: Mapped[str] = mapped_column(String(64))
-
-    account: Mapped[Account] = relationship(lazy="raise")
 
 
 class Delivery(Base):
