@@ -4,9 +4,11 @@ import asyncio
 import copy
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -68,12 +70,17 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     # `proxy_headers=False`: X-Forwarded-For is not believed, from anyone. uvicorn's default
     # trusts it from 127.0.0.1, which lets a local caller write any client address into the
     # access log (and into anything that will read the client's address).
-    with _metrics_directory(settings, workers):
-        uvicorn.run("tokenhouse.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level=settings.log_level,
-                    log_config=_log_config(settings.log_level), access_log=settings.access_log,
-                    timeout_graceful_shutdown=30,
-                    server_header=False, http=BoundedHttpToolsProtocol, proxy_headers=False)
+    try:
+        with _metrics_directory(settings, workers):
+            uvicorn.run("tokenhouse.app:create_app", factory=True, host=host, port=port,
+                        workers=workers, log_level=settings.log_level,
+                        log_config=_log_config(settings.log_level),
+                        access_log=settings.access_log, timeout_graceful_shutdown=30,
+                        server_header=False, http=BoundedHttpToolsProtocol,
+                        proxy_headers=False)
+    except ConfigurationError as exc:  # a setting the app refuses (it says which)
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
 
 
 # prometheus_client's multiprocess mode (kit/metrics.py) reads its directory from here.
@@ -95,7 +102,7 @@ def _metrics_directory(settings: Settings, workers: int) -> Iterator[None]:
         yield
         return
     if given:
-        for stale in Path(given).glob("*.db"):
+        for stale in _stale_metric_files(Path(given), settings):
             stale.unlink(missing_ok=True)
         yield
         return
@@ -106,6 +113,39 @@ def _metrics_directory(settings: Settings, workers: int) -> Iterator[None]:
     finally:
         del os.environ[METRICS_DIRECTORY_ENV]
         shutil.rmtree(directory, ignore_errors=True)
+
+
+# prometheus_client's own files: only these are removed from a directory given to serve.
+METRIC_FILE = re.compile(
+    r"(counter|histogram|summary|gauge_(live)?(all|sum|min|max|mostrecent))_\d+\.db")
+
+
+def _stale_metric_files(directory: Path, settings: Settings) -> list[Path]:
+    """The metric files of an earlier run in `directory`, which must be a directory of this
+    user's that no one else may write into and that holds no other `*.db` (a `var/` given
+    by mistake held tokenhouse.db, which a `*.db` clean-up deleted)."""
+    try:
+        status = directory.lstat()
+    except FileNotFoundError:
+        raise ConfigurationError(f"{METRICS_DIRECTORY_ENV}: {directory} does not exist; "
+                                 "create it (mode 0700) or leave the variable unset.") from None
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.geteuid() \
+            or status.st_mode & 0o022:
+        raise ConfigurationError(f"{METRICS_DIRECTORY_ENV}: {directory} must be a directory "
+                                 "of this user's that nobody else can write to.")
+    database = settings.sqlite_path()
+    if database is not None and database.resolve().parent == directory.resolve():
+        raise ConfigurationError(f"{METRICS_DIRECTORY_ENV}: {directory} holds the database; "
+                                 "give the metrics a directory of their own.")
+    # Every *.db there is read at each scrape: a file not of prometheus_client's making
+    # would fail them all, and is not ours to delete.
+    foreign = sorted(path.name for path in directory.glob("*.db")
+                     if not METRIC_FILE.fullmatch(path.name) or path.is_symlink())
+    if foreign:
+        raise ConfigurationError(f"{METRICS_DIRECTORY_ENV}: {directory} holds files that are "
+                                 f"not metric files ({', '.join(foreign[:3])}); give the "
+                                 "metrics a directory of their own.")
+    return list(directory.glob("*.db"))
 
 
 def _log_config(level: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.databases import BACKENDS
 from tests.helpers import TOKENS
 from tests.live_server import LiveServer
-from tests.processes import Server
+from tests.processes import Server, clean_env, describe, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -174,3 +174,28 @@ def test_a_directory_given_is_emptied_first(tmp_path: Path) -> None:
         server.stop()
         live.stop()
     assert given.exists()  # the supervisor's, not removed
+
+
+@pytest.mark.parametrize("case", ["missing", "holds the database", "others may write",
+                                  "holds another .db"])
+def test_a_directory_given_that_cannot_be_ours_stops_serve(tmp_path: Path, case: str) -> None:
+    """Found by review: a `var/` given by mistake held tokenhouse.db, and the clean-up of
+    `*.db` deleted it; a directory that did not exist made every worker crash and restart."""
+    env = clean_env(TOKENHOUSE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/var/t.db",
+                    TOKENHOUSE_SECRET_KEY="k" * 40)
+    assert run_cli("migrate", cwd=tmp_path, env=env).returncode == 0
+    given = {"missing": tmp_path / "nowhere", "holds the database": tmp_path / "var",
+             "others may write": tmp_path / "shared", "holds another .db": tmp_path / "m"}[case]
+    if case == "others may write":
+        given.mkdir()
+        given.chmod(0o777)
+    if case == "holds another .db":
+        given.mkdir(mode=0o700)
+        (given / "inventory.db").write_bytes(b"someone's SQLite file")
+    result = run_cli("serve", "--workers", "2", "--port", "1", cwd=tmp_path,
+                     env={**env, "PROMETHEUS_MULTIPROC_DIR": str(given)})
+    assert result.returncode == 2, describe(result)
+    assert "PROMETHEUS_MULTIPROC_DIR" in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "var" / "t.db").exists()
+    if case == "holds another .db":
+        assert (given / "inventory.db").exists()
