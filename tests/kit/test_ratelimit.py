@@ -76,13 +76,36 @@ async def test_the_local_counter_is_bounded():
     limiter = LocalLimiter(max_keys=100)
     with time_machine.travel(1_000_000.0, tick=False) as clock:
         for n in range(100):
-            await limiter.hit(f"old{n}", 1, 1)
+            await limiter.hit(f"token:old{n}", 1, 1)
         clock.shift(2)  # every old key's quota is whole again: swept first
         for n in range(150):
-            await limiter.hit(f"new{n}", 5, 3600)
-        assert len(limiter._tats) <= 101
+            await limiter.hit(f"token:new{n}", 5, 3600)
+        assert sum(len(space) for space in limiter._spaces.values()) <= 101
         # The most recent keys are kept (its one use is remembered).
-        assert not (await limiter.hit("new149", 1, 3600, consume=False)).allowed
+        assert not (await limiter.hit("token:new149", 1, 3600, consume=False)).allowed
+
+
+async def test_keys_anyone_can_make_never_push_a_tokens_count_out():
+    """Found by review: 100,001 leak reports from distinct addresses evicted a token's
+    used-up quota (one dict, oldest first)."""
+    limiter = LocalLimiter(max_keys=100)
+    with time_machine.travel(1_000_000.0, tick=False):
+        await limiter.hit("token:TKN-1", 1, 3600)
+        assert not (await limiter.hit("token:TKN-1", 1, 3600, consume=False)).allowed
+        for n in range(1000):
+            await limiter.hit(f"leak:2001:db8:{n}::/64", 60, 3600)
+        assert not (await limiter.hit("token:TKN-1", 1, 3600, consume=False)).allowed
+        assert len(limiter._spaces["leak"]) <= 100
+
+
+async def test_past_the_bound_the_keys_nearest_a_whole_quota_go_first():
+    limiter = LocalLimiter(max_keys=10)
+    with time_machine.travel(1_000_000.0, tick=False):
+        await limiter.hit("token:busy", 1, 86_400)  # a day to wait: kept
+        for n in range(10):
+            await limiter.hit(f"token:light{n}", 1000, 60)  # 0.06 s to a whole quota
+        assert "token:busy" in limiter._spaces["token"]
+        assert len(limiter._spaces["token"]) <= 10
 
 
 async def test_redis_down_fails_open_with_one_warning(caplog: pytest.LogCaptureFixture):
@@ -119,6 +142,46 @@ async def test_redis_down_fails_closed_with_503():
             assert (await limiter.hit(name, 5, 60)).remaining == 3
         finally:
             await limiter.close()
+
+
+async def test_redis_down_counts_locally_where_the_limit_must_hold():
+    with TcpProxy(6379) as proxy:
+        limiter = RedisLimiter(f"redis://127.0.0.1:{proxy.port}/0", "closed")
+        try:
+            proxy.cut()
+            name = "leak:" + key()
+            first = await limiter.hit(name, 1, 3600, local_when_down=True)
+            second = await limiter.hit(name, 1, 3600, local_when_down=True)
+            assert (first.allowed, second.allowed) == (True, False)
+            with pytest.raises(ServiceUnavailable):  # the others still fail closed
+                await limiter.hit("token:" + key(), 1, 3600)
+        finally:
+            await limiter.close()
+
+
+@pytest.mark.parametrize("reply", [b"+OK\r\n", b":1\r\n", b"*2\r\n:1\r\n:5\r\n",
+                                   b"*4\r\n$1\r\nx\r\n:1\r\n:1\r\n:1\r\n"])
+async def test_a_reply_of_another_shape_is_an_outage_not_a_500(reply: bytes):
+    """Found by review: something else answering on Redis's port made every limited request
+    a 500 (the reply was unpacked outside the error handling)."""
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            writer.write(reply)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    opened = RedisLimiter(f"redis://127.0.0.1:{port}/0")
+    closed = RedisLimiter(f"redis://127.0.0.1:{port}/0", "closed")
+    try:
+        assert (await opened.hit(key(), 5, 60)) == Decision(True, 5, None, None, 0)
+        with pytest.raises(ServiceUnavailable):
+            await closed.hit(key(), 5, 60)
+    finally:
+        await opened.close()
+        await closed.close()
+        server.close()
 
 
 async def test_a_connection_broken_by_an_outage_is_replaced_at_once():

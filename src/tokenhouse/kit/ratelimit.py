@@ -17,6 +17,7 @@ keep one entry per request (up to a million per key here).
   again for a second, so an outage costs no connect timeout per request.
 """
 
+import heapq
 import logging
 import math
 import time
@@ -95,10 +96,12 @@ def headers(quota: Quota, decision: Decision) -> list[tuple[bytes, bytes]]:
 
 class Limiter(ABC):
     @abstractmethod
-    async def hit(self, key: str, limit: int, window: int, *,
-                  consume: bool = True) -> Decision:
+    async def hit(self, key: str, limit: int, window: int, *, consume: bool = True,
+                  local_when_down: bool = False) -> Decision:
         """Count one request of `key` against `limit` per `window` seconds (`consume`:
-        False only looks: would one more pass, and what is left)."""
+        False only looks: would one more pass, and what is left). `local_when_down`: if
+        the shared counter cannot be reached, count in this process rather than pass or
+        refuse (for limits that must hold, and a service that must go on: leak reports)."""
 
     @abstractmethod
     async def close(self) -> None:
@@ -120,33 +123,42 @@ def _decide(tat: float, now: float, limit: int, window: float,
 
 
 class LocalLimiter(Limiter):
-    """Counts in this process's memory (no Redis configured)."""
+    """Counts in this process's memory (no Redis configured, or Redis down for a limit that
+    must hold).
+
+    Keys are kept per namespace (the part before the first `:`: `token`, `leak`), each
+    bounded on its own, so that keys anyone can make (leak reports, one per client
+    address) never push a token's count out. Past the bound, the keys whose quota is
+    nearest to whole go first (each then starts with a whole quota: leniency, never a
+    refusal), and enough of them that the next clean-up is far off."""
 
     def __init__(self, max_keys: int = LOCAL_KEYS):
-        self._tats: dict[str, float] = {}
+        self._spaces: dict[str, dict[str, float]] = {}
         self._max_keys = max_keys
 
-    async def hit(self, key: str, limit: int, window: int, *,
-                  consume: bool = True) -> Decision:
+    async def hit(self, key: str, limit: int, window: int, *, consume: bool = True,
+                  local_when_down: bool = False) -> Decision:
         now = time.time()
-        decision, tat = _decide(self._tats.get(key, now), now, limit, window, consume)
+        tats = self._spaces.setdefault(key.partition(":")[0], {})
+        decision, tat = _decide(tats.get(key, now), now, limit, window, consume)
         if tat > now:
-            self._tats[key] = tat
+            tats[key] = tat
         else:
-            self._tats.pop(key, None)  # its quota is whole: nothing to keep
-        if len(self._tats) > self._max_keys:
-            self._sweep(now)
+            tats.pop(key, None)  # its quota is whole: nothing to keep
+        if len(tats) > self._max_keys:
+            self._sweep(tats, now)
         return decision
 
     async def close(self) -> None:
-        self._tats.clear()
+        self._spaces.clear()
 
-    def _sweep(self, now: float) -> None:
-        self._tats = {key: tat for key, tat in self._tats.items() if tat > now}
-        # Still too many live keys: the oldest go (each then starts with a whole quota).
-        # Memory stays bounded, at the cost of leniency for keys nobody used lately.
-        for key in list(self._tats)[:len(self._tats) - self._max_keys]:
-            del self._tats[key]
+    def _sweep(self, tats: dict[str, float], now: float) -> None:
+        for key in [key for key, tat in tats.items() if tat <= now]:
+            del tats[key]
+        keep = self._max_keys * 9 // 10
+        if len(tats) > keep:
+            for key in heapq.nsmallest(len(tats) - keep, tats, key=tats.__getitem__):
+                del tats[key]
 
 
 # KEYS[1]: the key. ARGV: limit, window (s), consume (1/0). Microseconds on Redis's clock.
@@ -186,28 +198,33 @@ class RedisLimiter(Limiter):
         self._failure = failure
         self._prefix = prefix
         self._retry = retry
+        self._local = LocalLimiter()
         self._down_until = 0.0
         self._warned_at = -math.inf
 
-    async def hit(self, key: str, limit: int, window: int, *,
-                  consume: bool = True) -> Decision:
+    async def hit(self, key: str, limit: int, window: int, *, consume: bool = True,
+                  local_when_down: bool = False) -> Decision:
         if time.monotonic() >= self._down_until:
             for attempt in (1, 2):
                 try:
-                    allowed, remaining, reset, retry = await self._script(
-                        keys=[self._prefix + key], args=[limit, window, 1 if consume else 0])
+                    reply = await self._script(keys=[self._prefix + key],
+                                               args=[limit, window, 1 if consume else 0])
+                    allowed, remaining, reset, retry = (int(value) for value in reply)
                 except LinkLost as error:
                     # A pooled connection that an earlier outage broke fails once when next
                     # used: once more, on a new connection (refused at once if Redis is
                     # still down). A timeout is not repeated: it would double the stall.
                     if attempt == 2:
                         self._failed(error)
-                except (RedisError, OSError) as error:
+                # A reply of another shape (something else listens there) is an outage
+                # too, never a 500 on every limited request.
+                except (RedisError, OSError, ValueError, TypeError) as error:
                     self._failed(error)
                     break
                 else:
-                    return Decision(bool(allowed), limit, int(remaining), int(reset),
-                                    int(retry))
+                    return Decision(bool(allowed), limit, remaining, reset, retry)
+        if local_when_down:
+            return await self._local.hit(key, limit, window, consume=consume)
         if self._failure == "closed":
             raise ServiceUnavailable("Rate limits cannot be checked at the moment; try again "
                                      "shortly.", headers={"Retry-After": "1"})
@@ -224,6 +241,7 @@ class RedisLimiter(Limiter):
                         "pass uncounted" if self._failure == "open" else "are refused (503)")
 
     async def close(self) -> None:
+        await self._local.close()
         await self._redis.aclose()
 
 

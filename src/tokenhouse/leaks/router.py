@@ -61,7 +61,10 @@ async def _count(request: Request, resources: Runtime) -> None:
     # could spread reports over addresses of their choosing.
     address = client_address(request, resources.proxies)
     quota = resources.leak_reports
-    decision = await resources.limiter.hit(counter(address), quota.limit, quota.window)
+    # Counted in this process while Redis is down, whatever the failure mode: reports must
+    # go on (they stop leaked secrets), and their limit must hold.
+    decision = await resources.limiter.hit(counter(address), quota.limit, quota.window,
+                                           local_when_down=True)
     for name, value in headers(quota, decision):
         note_header(request.scope, name, value)
     if not decision.allowed:
