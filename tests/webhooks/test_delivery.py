@@ -200,11 +200,11 @@ async def test_a_webhook_receives_what_its_account_may_see(served: Served,
         await session.commit()
 
     async def settled() -> bool:
+        found = []
         for actor, hook in ((one, mine), (one, created_only), (other, theirs),
                             (admin, everything)):
-            if not await _status(client, actor, hook["id"], "Delivered"):
-                return False
-        return True
+            found += await deliveries(client, actor, hook["id"])
+        return len(found) == 11 and all(d["status"] == "Delivered" for d in found)
 
     await until(settled, what="every delivery")
     await asyncio.sleep(0.3)
