@@ -80,6 +80,9 @@ class Outcome:
 
 
 class DeliveryWorker:
+    """The process's fan-out and delivery loop (see the module's docstring); started and
+    stopped by the app's lifespan."""
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], key: bytes, *,
                  allow_private: bool, poll_seconds: float) -> None:
         self._sessions = sessions
