@@ -59,9 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     hmac_key = settings.hmac_key()
     proxies = TrustedProxies.parse(settings.trusted_proxies)
     try:
-        policy = Policy.of(settings.max_token_lifetime_days, settings.default_rate_limit)
+        policy = Policy.of(settings.max_token_lifetime_days, settings.default_rate_limit,
+                           settings.max_rate_limit)
     except ValueError as error:
-        raise ConfigurationError(f"TOKENHOUSE_DEFAULT_RATE_LIMIT: {error}.") from None
+        raise ConfigurationError(f"{error}.") from None
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
 
     @asynccontextmanager

@@ -226,3 +226,50 @@ async def test_a_refusal_past_the_limit_is_counted_in_the_metrics(client, factor
     _, _, after = await scrape(client)
     assert delta(before, after, "tokenhouse_authentications_total",
                  outcome="rate_limited") == 1
+
+
+@pytest.fixture
+async def capped(settings: Settings, client) -> AsyncIterator[httpx.AsyncClient]:
+    """The same database served with TOKENHOUSE_MAX_RATE_LIMIT=100/60 (and no default)."""
+    application: FastAPI = create_app(settings.model_copy(update={"max_rate_limit": "100/60"}))
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://capped.test") as c:
+            yield c
+
+
+async def test_a_tenant_keeps_its_tokens_within_the_servers_loosest_limit(
+        capped: httpx.AsyncClient, factory: Factory):
+    """Found by review: the limit was the tenant's to lift (null on its own token, or a new
+    token without one), whatever the operator's default."""
+    admin = await factory.admin()
+    account = await factory.account("Client")
+    manager = await factory.token(account["id"], ("Access Management",))
+    made = await make(capped, manager, account["id"])
+    assert made["rateLimit"] == {"limit": 100, "windowSeconds": 60}  # the ceiling, by default
+    path = f"{TOKENS}/{made['id']}"
+    for looser in (None, {"limit": 101, "windowSeconds": 60},
+                   {"limit": 100, "windowSeconds": 59}, {"limit": 50, "windowSeconds": 10}):
+        detail = problem(await capped.put(path, headers=manager.headers,
+                                          json={"rateLimit": looser}), 400, "rateLimit")
+        assert "100 requests per 60 seconds" in detail["errors"]["rateLimit"][0]
+        body = {"name": "x", "account": {"id": account["id"]},
+                "modules": made["modules"], "rateLimit": looser}
+        problem(await capped.post(TOKENS, headers=manager.headers, json=body), 400, "rateLimit")
+    tighter = await capped.put(path, headers=manager.headers,
+                               json={"rateLimit": {"limit": 10, "windowSeconds": 60}})
+    assert tighter.status_code == 200, tighter.text
+    # Operations may give any, and the tenant may send back what it read.
+    lifted = await capped.put(path, headers=admin.headers, json={"rateLimit": None})
+    assert lifted.json()["rateLimit"] is None
+    same = await capped.put(path, headers=manager.headers, json={**lifted.json(), "name": "y"})
+    assert same.status_code == 200, same.text
+    assert same.json()["rateLimit"] is None
+
+
+def test_a_default_looser_than_the_ceiling_stops_the_server(settings: Settings):
+    with pytest.raises(ConfigurationError, match="looser than TOKENHOUSE_MAX_RATE_LIMIT"):
+        create_app(settings.model_copy(update={"default_rate_limit": "600/60",
+                                               "max_rate_limit": "100/60"}))
+    with pytest.raises(ConfigurationError, match="TOKENHOUSE_MAX_RATE_LIMIT"):
+        create_app(settings.model_copy(update={"max_rate_limit": "lots"}))

@@ -65,6 +65,12 @@ class Quota:
         return quota
 
 
+    def within(self, ceiling: "Quota") -> bool:
+        """No looser than `ceiling`: no bigger burst, no faster rate."""
+        return (self.limit <= ceiling.limit
+                and self.limit * ceiling.window <= ceiling.limit * self.window)
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What a request does to its key's quota."""

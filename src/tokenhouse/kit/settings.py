@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     # The rate limit of tokens created without one: `<requests>/<seconds>`, e.g. `600/60`.
     default_rate_limit: str | None = None
+    # The loosest rate limit a Client or Vendor token may give a token (`<n>/<seconds>`):
+    # none at all, or a looser one, is a 400 but for Operations. Unset: any.
+    max_rate_limit: str | None = None
     # Redis unreachable: requests pass uncounted (`open`) or are refused with 503.
     rate_limit_failure: Literal["open", "closed"] = "open"
     # Leak reports (POST .../api-tokens/revoke-leaked, no authentication) per client address

@@ -28,19 +28,31 @@ NOW = "now"
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """What the operator configured (kit/settings.py): the longest lifetime of a token, and
-    the rate limit of a token created without one."""
+    """What the operator configured (kit/settings.py): the longest lifetime of a token, the
+    rate limit of a token created without one, and the loosest one a tenant may give."""
 
     max_lifetime: timedelta | None = None
     default_rate_limit: Quota | None = None
+    max_rate_limit: Quota | None = None
 
     @classmethod
-    def of(cls, max_lifetime_days: int | None,
-           default_rate_limit: str | None = None) -> "Policy":
-        """From the settings TOKENHOUSE_MAX_TOKEN_LIFETIME_DAYS and
-        TOKENHOUSE_DEFAULT_RATE_LIMIT (ValueError when the latter is not `<n>/<seconds>`)."""
+    def of(cls, max_lifetime_days: int | None, default_rate_limit: str | None = None,
+           max_rate_limit: str | None = None) -> "Policy":
+        """From the settings TOKENHOUSE_MAX_TOKEN_LIFETIME_DAYS, TOKENHOUSE_DEFAULT_RATE_LIMIT
+        and TOKENHOUSE_MAX_RATE_LIMIT (ValueError naming the setting that is wrong)."""
+        quotas = []
+        for name, text in (("TOKENHOUSE_DEFAULT_RATE_LIMIT", default_rate_limit),
+                           ("TOKENHOUSE_MAX_RATE_LIMIT", max_rate_limit)):
+            try:
+                quotas.append(Quota.parse(text) if text else None)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
+        default, ceiling = quotas
+        if default is not None and ceiling is not None and not default.within(ceiling):
+            raise ValueError("TOKENHOUSE_DEFAULT_RATE_LIMIT is looser than "
+                             "TOKENHOUSE_MAX_RATE_LIMIT")
         return cls(None if max_lifetime_days is None else timedelta(days=max_lifetime_days),
-                   Quota.parse(default_rate_limit) if default_rate_limit else None)
+                   default, ceiling)
 
     def latest_expiry(self, now: datetime) -> datetime | None:
         """The latest expiry a token made or changed now may have (also the default of a

@@ -200,8 +200,11 @@ async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate
     expires_at = (_expiry(data.expires_at, policy, now) if "expires_at" in data.model_fields_set
                   else policy.latest_expiry(now))
     allowlist = to_stored(canonical_allowlist(data.ip_allowlist))
-    quota = (_quota(data.rate_limit) if "rate_limit" in data.model_fields_set
-             else policy.default_rate_limit)
+    if "rate_limit" in data.model_fields_set:
+        quota = _quota(data.rate_limit)
+    else:
+        quota = policy.default_rate_limit or policy.max_rate_limit
+    _within_policy(actor, quota, policy)
     account = await accounts.find_visible(session, actor, data.account.id)
     if account is None:
         raise ValidationFailed({"account": [f"Account {data.account.id} does not exist."]})
@@ -247,6 +250,10 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     expires_at = _expiry(data.expires_at, policy, now) if new_expiry else None
     allowlist = (to_stored(canonical_allowlist(data.ip_allowlist))
                  if "ip_allowlist" in given else token.ip_allowlist)
+    quota = _quota(data.rate_limit) if "rate_limit" in given else None
+    quota_changed = "rate_limit" in given and quota != _stored_quota(token)
+    if quota_changed:  # sent back as read, a limit an operator set stays
+        _within_policy(actor, quota, policy)
     # Every check that reads the database comes before the first change: a query would
     # flush a half-made change, and each flush of the row is a revision.
     modules = None
@@ -271,8 +278,7 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
         token.description = data.description
     if "icon" in given:
         token.icon = data.icon
-    if "rate_limit" in given:
-        quota = _quota(data.rate_limit)
+    if quota_changed:
         token.rate_limit = quota.limit if quota else None
         token.rate_limit_window = quota.window if quota else None
     if modules is not None:
@@ -508,6 +514,24 @@ def _same_lifetime(token: ApiToken, policy: Policy, now: datetime) -> datetime |
 
 def _quota(given: RateLimitIn | None) -> Quota | None:
     return Quota(given.limit, given.window_seconds) if given is not None else None
+
+
+def _stored_quota(token: ApiToken) -> Quota | None:
+    if token.rate_limit is None or token.rate_limit_window is None:
+        return None
+    return Quota(token.rate_limit, token.rate_limit_window)
+
+
+def _within_policy(actor: Actor, quota: Quota | None, policy: Policy) -> None:
+    """A tenant's token keeps its tokens within the operator's loosest rate limit (else it
+    could lift its own, or make a token without one); Operations may give any."""
+    ceiling = policy.max_rate_limit
+    if ceiling is None or actor.is_operations:
+        return
+    if quota is None or not quota.within(ceiling):
+        raise ValidationFailed({"rateLimit": [
+            f"At most {ceiling.limit} requests per {ceiling.window} seconds (the server's "
+            "limit); no limit at all is not allowed."]})
 
 
 def _expired(token: ApiToken) -> Conflict:
