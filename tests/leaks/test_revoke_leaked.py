@@ -357,3 +357,20 @@ async def test_an_ipv6_client_is_counted_by_its_64(settings, client):
             problem(await report(same_64, "x"), 429)
         async with reporter(app, fresh_v6()) as other_64:
             accepted(await report(other_64, "x"), 1)
+
+
+def test_a_secret_in_the_source_is_cut_however_it_is_written():
+    """Found by review: only a literal `idt:` or `idt%3A` was cut; the random part reached
+    the log (and the audit record, and its webhooks) behind `idt%253A`, `idt&#58;`, a `#`."""
+    from tokenhouse.kit.crypto import new_secret
+    from tokenhouse.leaks.service import loggable
+
+    secret = new_secret("TKN-1234-5678")
+    random_part = secret.rsplit(":", 1)[1]
+    for written in (secret, secret.replace(":", "%253A"), secret.replace(":", "&#58;"),
+                    secret.replace(":", "\\x3a"), "idt\u200b" + secret[3:],
+                    f"https://x.test/#{random_part}"):
+        shown = loggable(f"https://example.test/leak?q={written}")
+        assert random_part not in shown and random_part[:20] not in shown, written
+    commit = "0123456789abcdef0123456789abcdef01234567"  # 40 characters: kept
+    assert commit in loggable(f"https://git.test/blob/{commit}/.env")

@@ -29,6 +29,9 @@ SYSTEM = system_actor(frozenset(), frozenset())
 SOURCE_LOGGED = 200
 # Anything in a source that may be a secret (a URL may carry one): never logged.
 _SECRET_LIKE = re.compile(r"idt(?::|%3A)\S*", re.IGNORECASE)
+# A secret's random part however its prefix was written (`idt%253A`, `idt&#58;`, after a
+# `#`...): 43 or more such characters in a row. A 40-character commit hash stays.
+_RANDOM_LIKE = re.compile(r"[A-Za-z0-9_-]{43,}")
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 
@@ -91,5 +94,6 @@ def loggable(source: str | None) -> str:
     line of printable ASCII (no forged log lines), at most SOURCE_LOGGED characters."""
     if not source:
         return "not given"
-    text = _UNPRINTABLE.sub("?", _SECRET_LIKE.sub("idt:[removed]", source))
+    text = _UNPRINTABLE.sub("?", _RANDOM_LIKE.sub(
+        "[removed]", _SECRET_LIKE.sub("idt:[removed]", source)))
     return text if len(text) <= SOURCE_LOGGED else text[:SOURCE_LOGGED] + "..."
