@@ -224,8 +224,26 @@ async def test_a_refusal_past_the_limit_is_counted_in_the_metrics(client, factor
     assert (await client.get(f"{TOKENS}/{made['id']}", headers=bearer(made))).status_code == 200
     problem(await client.get(f"{TOKENS}/{made['id']}", headers=bearer(made)), 429)
     _, _, after = await scrape(client)
-    assert delta(before, after, "tokenhouse_authentications_total",
-                 outcome="rate_limited") == 1
+    for outcome, counted in (("rate_limited", 1), ("valid", 1)):  # one outcome a request
+        assert delta(before, after, "tokenhouse_authentications_total",
+                     outcome=outcome) == counted, outcome
+
+
+async def test_a_refused_first_use_does_not_retire_the_old_secret(client, factory: Factory):
+    """Found by review: a 429 on the first use of a rotated secret still ended the old
+    secret's grace window (retirePreviousOnFirstUse)."""
+    admin = await factory.admin()
+    tenant = await factory.tenant()
+    made = await make(client, admin, tenant.account_id,
+                      rateLimit={"limit": 1, "windowSeconds": 3600})
+    path = f"{TOKENS}/{made['id']}"
+    assert (await client.get(path, headers=bearer(made))).status_code == 200  # used up
+    rotated = (await client.post(f"{path}/rotate", headers=admin.headers, json={
+        "gracePeriodSeconds": 600, "retirePreviousOnFirstUse": True})).json()
+    problem(await client.get(path, headers=bearer(rotated)), 429)
+    after = (await client.get(path, headers=admin.headers)).json()
+    assert after["previousSecret"] is not None
+    assert after["revision"] == rotated["revision"]
 
 
 @pytest.fixture

@@ -34,12 +34,16 @@ async def current_actor(request: Request) -> Actor:
     # session is created at all. It reads committed data only, so it needs no part in the
     # route's unit of work.
     address = client_address(request, held.proxies)
+
+    async def limit(admitted: Actor) -> None:
+        assert admitted.token_id is not None and admitted.rate_limit is not None
+        await count_request(request.scope, held.limiter, admitted.token_id,
+                            admitted.rate_limit)
+
     actor = await authenticate(engine=held.engine, secret=secret.strip(),
                                key=held.hmac_key, cache=held.credentials,
                                views=held.token_views, sessions=held.sessions,
-                               address=address, refusals=held.refusals)
-    if actor.rate_limit is not None and actor.token_id is not None:
-        await count_request(request.scope, held.limiter, actor.token_id, actor.rate_limit)
+                               address=address, refusals=held.refusals, limit=limit)
     # Only an admitted request is recorded.
     if actor.token_id is not None:
         held.last_access.touch(actor.token_id, address, actor.window)

@@ -1,5 +1,6 @@
 """Turning a Bearer secret into an actor."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -30,7 +31,8 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
                        views: TokenViews | None = None,
                        sessions: async_sessionmaker[AsyncSession] | None = None,
                        address: str | None = None,
-                       refusals: "Refusals | None" = None) -> Actor:
+                       refusals: "Refusals | None" = None,
+                       limit: Callable[[Actor], Awaitable[None]] | None = None) -> Actor:
     """The actor behind an API token secret used from `address` (the client's, see
     kit/addresses.TrustedProxies; None: unknown, which no IP allowlist admits), or 401, or
     403 from outside the token's allowlist.
@@ -51,6 +53,9 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
     The database (`engine`) is asked only when the credential is not cached.
     A valid secret refused for its address or its token's expiry is told to `refusals`
     (the audit trail's Private records, see auth/refusals.py).
+    `limit` counts an admitted request of a rate-limited token (it raises 429 past the
+    limit) before anything is written or counted as valid: a refused request changes
+    nothing.
     """
     token_id = crypto.token_id_of(secret)
     if token_id is None:
@@ -63,6 +68,8 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
         if cached is not None:
             if cached.allowlist is not None:
                 admit(cached, address, refusals)
+            if limit is not None and cached.rate_limit is not None:
+                await limit(cached)
             count_auth("valid")
             return cached
     # Marks taken before the read: a change committed while it runs keeps it out of both.
@@ -72,6 +79,8 @@ async def authenticate(*, engine: AsyncEngine, secret: str, key: bytes,
     token, current = await _verify(engine, secret_hash, token_id, now, refusals, address)
     actor = _actor_of(token, current, now)
     admit(actor, address, refusals)
+    if limit is not None and actor.rate_limit is not None:
+        await limit(actor)
     if current and token.retire_previous_on_first_use and sessions is not None \
             and previous_until(grace_end(token), token.expires_at, now) is not None:
         async with sessions() as session:
