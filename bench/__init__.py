@@ -13,6 +13,7 @@
     meters.py       what is watched during a run: RSS, CPU per process, py-spy
     environment.py  machine, versions and commit, recorded with the results
     report.py       ratios to the baseline, the targets, the table and the JSON
+    webhooks.py     step webhooks: a local receiver, records made, the delivery rates
     benchmark.py    one run from start to end: the order of the steps above
 """
 

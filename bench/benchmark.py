@@ -32,8 +32,30 @@ from bench.meters import CpuMeter, MemorySampler, profile_start
 from bench.options import mode_of, parse_args
 from bench.processes import MB, Server, free_port, run_cli, server_command
 from bench.report import RESULTS_DIR, as_json, cache_summary, render, score
-from bench.scenarios import BY_NAME, MAIN, MIX, SERVERS, ZIPF_S, Scenario, ServerSetup
+from bench.scenarios import (
+    BY_NAME,
+    MAIN,
+    MIX,
+    SERVERS,
+    WEBHOOKS,
+    WEBHOOKS_DRAIN,
+    WEBHOOKS_HOLD,
+    ZIPF_S,
+    Scenario,
+    ServerSetup,
+)
 from bench.transfer import export_data, import_data
+from bench.webhooks import (
+    EVENT,
+    PRODUCERS,
+    Receiver,
+    arrivals,
+    backlog_figures,
+    create_webhook,
+    live_figures,
+    produce,
+    wait_for,
+)
 
 SETTLE_SECONDS = 11  # the server's lastAccessAt interval (10 s by default), and a second
 
@@ -66,7 +88,8 @@ class Benchmark:
             "parameters": asdict(self.mode) | {"connections": args.connection_list,
                                                "wrk_threads": args.wrk_threads,
                                                "seed": args.seed,
-                                               "scenarios": args.scenario_list},
+                                               "scenarios": args.scenario_list
+                                               + args.step_list},
             "machine": machine(),
             "versions": versions(args.wrk, args.granian if args.server == "granian" else None),
             "git": git_state(), "timings_s": {}, "runs": [], "warmup_rps": {}, "servers": {},
@@ -103,6 +126,11 @@ class Benchmark:
                     self.database.settle()
                 first = False
                 self.serve(setup, scenarios)
+            if "webhooks" in self.args.step_list:
+                if not first and self.mode.settle:
+                    log("VACUUM and CHECKPOINT before the next server")
+                    self.database.settle()
+                self.webhooks()
         finally:
             self.clean_up()
         self.timings["total"] = round(time.monotonic() - began, 1)
@@ -193,6 +221,47 @@ class Benchmark:
         if setup is MIX and "read_mix" in self.report:
             self.report["read_mix"]["cache"] = self.report["servers"][setup.name]["cache"]
 
+    def webhooks(self) -> None:
+        """Step webhooks (bench/webhooks.py): live, on a server of its own, with the CPU
+        its processes spent (the creates, the fan-out and the deliveries); then a backlog
+        made on a server that holds it, drained by another."""
+        assert self.credentials is not None and self.data is not None
+        accounts = self.data.accounts_file.read_text().split()
+        admin, count = self.credentials.admin, self.mode.webhook_records
+        with Receiver() as receiver:
+            with self.serving(WEBHOOKS) as served:
+                base_url = served.server.base_url
+                webhook, secret = create_webhook(base_url, admin, receiver.url)
+                log(f"webhooks: {count:,} token creates, {PRODUCERS} at a time, delivered "
+                    f"to {receiver.url} as they are made")
+                before = served.meter.snapshot()
+                live = produce(base_url, admin, accounts, count)
+                wait_for(receiver, count)
+                cpu = served.meter.delta(before, served.meter.snapshot())
+            with self.serving(WEBHOOKS_HOLD) as served:
+                # Its one worker's first pass, at start, finds nothing to do; the next is
+                # 60 s later.
+                time.sleep(1)
+                log(f"webhooks: {count:,} token creates held in the outbox")
+                backlog = produce(served.server.base_url, admin, accounts, count)
+            held = len(receiver.ids) - count
+            draining = time.monotonic()
+            with self.serving(WEBHOOKS_DRAIN):
+                wait_for(receiver, 2 * count)
+            time.sleep(0.5)  # repeats, if any, arrive now
+            first_at, repeats = arrivals(receiver, secret, [live, backlog])
+            received = len(receiver.deliveries)
+        figures = live_figures(live, first_at)
+        figures["cpu_s"] = cpu
+        figures["cpu_ms_per_record"] = {k: round(v * 1000 / count, 3) for k, v in cpu.items()}
+        drained = backlog_figures(backlog, first_at, held, draining)
+        self.report["webhooks"] = {"webhook": webhook, "event": EVENT, "records": count,
+                                   "live": figures, "backlog": drained, "received": received,
+                                   "repeats": repeats, "signatures_valid": True}
+        log(f"webhooks: live {figures['deliveries_per_s']:,.0f}/s (creates "
+            f"{figures['create_rps']:,.0f}/s, lag p99 {figures['lag_ms']['p99']:,.0f} ms), "
+            f"backlog {drained['deliveries_per_s'] or 0:,.0f}/s, repeats {repeats}")
+
     @contextmanager
     def serving(self, setup: ServerSetup) -> Iterator[Served]:
         """The server of `setup`, started, watched, then stopped with SIGTERM (its memory,
@@ -200,7 +269,8 @@ class Benchmark:
         args = self.args
         port = free_port()
         step = time.monotonic()
-        server = Server(server_command(args.server, port, args.workers, granian=args.granian,
+        workers = setup.workers or args.workers
+        server = Server(server_command(args.server, port, workers, granian=args.granian,
                                        log_level=args.log_level),
                         env=self.env | dict(setup.settings), cwd=self.workdir, port=port,
                         log_path=self.workdir / f"server-{setup.name}.log")
@@ -211,7 +281,7 @@ class Benchmark:
             self.timings["server_start" if setup is MAIN else f"server_start_{setup.name}"] = (
                 started)
             log(f"server {setup.name} ({setup.title}): {args.server} on {server.base_url} "
-                f"with {args.workers} workers (started in {started}s)")
+                f"with {workers} workers (started in {started}s)")
             sampler = MemorySampler(server.pid)
             sampler.start()
             meter = CpuMeter(sampler, self.database.name)

@@ -3,6 +3,7 @@ Python right now, the versions of everything measured, and the commit."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import subprocess
@@ -50,11 +51,19 @@ def versions(wrk: str, granian: str | None) -> dict[str, str]:
 
 
 def git_state() -> dict[str, Any]:
-    """The commit measured (read-only git commands)."""
-    def git(*command: str) -> str:
-        result = subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True,
+    """The commit of the benchmark, and that of the server measured: the tokenhouse package
+    the server imports, which PYTHONPATH may take from another work tree (comparisons of two
+    commits run one benchmark against both). Read-only git commands."""
+    def git(where: Path, *command: str) -> str:
+        result = subprocess.run(["git", *command], cwd=where, capture_output=True, text=True,
                                 check=False)
         return result.stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    spec = importlib.util.find_spec("tokenhouse")
+    source = Path(spec.origin).parent if spec and spec.origin else ROOT
+    return {"commit": git(ROOT, "rev-parse", "HEAD"),
+            "dirty": bool(git(ROOT, "status", "--porcelain", "--untracked-files=no")),
+            "server_source": str(source),
+            "server_commit": git(source, "rev-parse", "HEAD"),
+            "server_dirty": bool(git(source, "status", "--porcelain", "--untracked-files=no",
+                                     "--", "."))}

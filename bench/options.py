@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from bench.modes import MODES, Mode
-from bench.scenarios import BY_NAME, SCENARIOS
+from bench.scenarios import BY_NAME, SCENARIOS, STEPS
 
 DEFAULT_PG = os.environ.get("TOKENHOUSE_BENCH_PG",
                             "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -31,8 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pg-dsn", default=DEFAULT_PG,
                         help="PostgreSQL administration DSN (env TOKENHOUSE_BENCH_PG); a fresh "
                              "database is created there and dropped at the end")
-    parser.add_argument("--scenarios", default=",".join(BY_NAME),
-                        help="comma-separated subset of " + ",".join(BY_NAME) + " (run in "
+    names = [*BY_NAME, *STEPS]
+    parser.add_argument("--scenarios", default=",".join(names),
+                        help="comma-separated subset of " + ",".join(names) + " (run in "
                              "this order whatever the order given)")
     parser.add_argument("--connections", default="16,64",
                         help="comma-separated connection counts; the first is the one the "
@@ -40,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, help="seconds per run (default: by mode)")
     parser.add_argument("--warmup", type=int, help="seconds of warm-up per scenario, 0 for "
                                                    "none (default: by mode)")
+    parser.add_argument("--webhook-records", type=int,
+                        help="records made and delivered by step webhooks (default: by mode)")
     parser.add_argument("--accounts", type=int, help="override the mode's account count")
     parser.add_argument("--tokens", type=int, help="override the mode's token count")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
@@ -67,10 +70,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="keep the database and the work directory (printed) for a look")
     args = parser.parse_args(argv)
     chosen = {s.strip() for s in args.scenarios.split(",") if s.strip()}
-    unknown = sorted(chosen - set(BY_NAME))
+    unknown = sorted(chosen - set(names))
     if unknown or not chosen:
-        parser.error(f"unknown scenarios {unknown}; choose from {', '.join(BY_NAME)}")
+        parser.error(f"unknown scenarios {unknown}; choose from {', '.join(names)}")
     args.scenario_list = [s.name for s in SCENARIOS if s.name in chosen]
+    args.step_list = [step for step in STEPS if step in chosen]
+    if args.webhook_records is not None and args.webhook_records < 1:
+        parser.error("--webhook-records takes a positive integer")
     args.profile_list = [s.strip() for s in args.profile.split(",") if s.strip()]
     try:
         args.connection_list = [int(c) for c in args.connections.split(",") if c.strip()]
@@ -96,5 +102,6 @@ def mode_of(args: argparse.Namespace) -> Mode:
         base, accounts=args.accounts or base.accounts, tokens=tokens,
         known=min(base.known, tokens), mix_tokens=min(base.mix_tokens, tokens),
         duration=args.duration or base.duration,
+        webhook_records=args.webhook_records or base.webhook_records,
         warmup=base.warmup if args.warmup is None else args.warmup,
         read_warmup=base.read_warmup if args.warmup is None else args.warmup)

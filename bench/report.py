@@ -169,6 +169,20 @@ def render(report: dict[str, Any]) -> str:
         lines += ["", "transfer: " + "; ".join(
             f"{step} {figures['seconds']} s, peak RSS {figures['peak_rss_mb']:.0f} MB"
             for step, figures in transfer.items())]
+    hooks = report.get("webhooks")
+    if hooks:
+        live, backlog = hooks["live"], hooks["backlog"]
+        lag, cpu = live["lag_ms"], live["cpu_ms_per_record"]
+        lines += ["", f"webhooks ({hooks['records']:,} records a phase, each delivered once and "
+                      f"signed; {hooks['repeats']} repeats):",
+                  f"  live: {live['deliveries_per_s']:,.0f} deliveries/s from the first "
+                  f"create to the last delivery ({live['seconds']} s; creates "
+                  f"{live['create_rps']:,.0f}/s, {live['producers']} at a time); lag p50 "
+                  f"{lag['p50']:,.0f} ms, p99 {lag['p99']:,.0f} ms; CPU ms/record app "
+                  f"{cpu.get('server', 0):.2f}, db {cpu.get('postgres', 0):.2f}",
+                  f"  backlog: {fmt(backlog['deliveries_per_s'], ',.0f')} deliveries/s from "
+                  f"the first delivery to the last ({backlog['seconds']} s; "
+                  f"{backlog['delivered_while_held']} delivered while held)"]
     servers = report.get("servers", {})
     if servers:
         lines.append("")

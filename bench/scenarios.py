@@ -21,6 +21,7 @@ class ServerSetup:
     name: str
     title: str
     settings: tuple[tuple[str, str], ...] = ()
+    workers: int | None = None  # None: the run's (--workers)
 
 
 MAIN = ServerSetup("main", "default settings, shared by the warm scenarios")
@@ -28,6 +29,19 @@ COLD = ServerSetup("cold", "credential and token-view caches off",
                    (("TOKENHOUSE_CREDENTIAL_CACHE_SIZE", "0"),
                     ("TOKENHOUSE_TOKEN_VIEW_CACHE_SIZE", "0")))
 MIX = ServerSetup("mix", "default settings, freshly started, measured without a warm-up")
+# The webhook delivery rate (bench/webhooks.py): a local receiver is a loopback target, and
+# the worker looks for work every 0.1 s when idle instead of every second. The backlog's
+# records are made on a server whose worker waits 60 s (the most) between passes, and
+# drained by a fresh server. The holding server has one worker: it answers only once its
+# worker has started (with several, one may start late, in the middle of the creates, and
+# deliver them).
+_PRIVATE = ("TOKENHOUSE_WEBHOOK_ALLOW_PRIVATE", "true")
+WEBHOOKS = ServerSetup("webhooks", "webhooks: private targets allowed, 0.1 s poll",
+                       (_PRIVATE, ("TOKENHOUSE_WEBHOOK_POLL_SECONDS", "0.1")))
+WEBHOOKS_HOLD = ServerSetup("webhooks-hold", "webhooks: records made, held (60 s poll)",
+                            (_PRIVATE, ("TOKENHOUSE_WEBHOOK_POLL_SECONDS", "60")), workers=1)
+WEBHOOKS_DRAIN = ServerSetup("webhooks-drain", "webhooks: the held records drained (0.1 s "
+                             "poll)", WEBHOOKS.settings)
 
 
 @dataclass(frozen=True)
@@ -60,3 +74,5 @@ SCENARIOS = [
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
 SERVERS = [MAIN, COLD, MIX]
+# Steps chosen with --scenarios like the scenarios, measured without wrk, after them.
+STEPS = ("webhooks",)

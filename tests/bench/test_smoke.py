@@ -1,7 +1,7 @@
 """The load benchmark (bench/run.py) in its smoke mode: tiny data, one-second runs. Checks that
 it works end to end (data generation, import and export, the three servers, wrk with every
-scenario script, the cache counters the workers log at shutdown, the JSON report), not how
-fast anything is: no timed assertion here.
+scenario script, the cache counters the workers log at shutdown, the webhook deliveries to a
+local receiver, the JSON report), not how fast anything is: no timed assertion here.
 
 wrk is Debian's package ('make install-test' installs it): without it the test is skipped,
 unless the CI environment variable is set, where that is a failure.
@@ -77,12 +77,16 @@ def test_smoke_run_measures_every_scenario(backend: str, wrk: str, tmp_path: Pat
     assert len(workers) == 2 and all(w["peak_rss_mb"] > 0 for w in workers)
     assert report["server_stop"]["clean"], report.get("server_log_tail")
     servers = report["servers"]
-    assert set(servers) == {"main", "cold", "mix"}
+    # The webhook backlog's holding server has one worker: one process, no supervisor.
+    workers_of = {"main": 2, "cold": 2, "mix": 2, "webhooks": 2, "webhooks-hold": 1,
+                  "webhooks-drain": 2}
+    assert set(servers) == set(workers_of)
     for name, server in servers.items():
         assert server["stop"]["clean"], (name, server["log_tail"])
-        assert len(server["memory"]["workers"]) == 2, name
+        children = workers_of[name] if workers_of[name] > 1 else 0
+        assert len(server["memory"]["workers"]) == children, name
         # Every worker logged its counters at shutdown, and the counters counted.
-        assert server["cache"]["processes"] == 2, (name, server["log_tail"])
+        assert server["cache"]["processes"] == workers_of[name], (name, server["log_tail"])
     assert servers["cold"]["settings"] == {"TOKENHOUSE_CREDENTIAL_CACHE_SIZE": "0",
                                            "TOKENHOUSE_TOKEN_VIEW_CACHE_SIZE": "0"}
 
@@ -94,6 +98,16 @@ def test_smoke_run_measures_every_scenario(backend: str, wrk: str, tmp_path: Pat
         counts = mix["cache"][cache]
         assert counts["hits"] + counts["misses"] > 0, mix
         assert 0 <= counts["hit_ratio"] <= 1, mix
+
+    # Every record of both phases arrived once, signed (the run fails otherwise); the
+    # backlog's records were held until the draining server started, or counted as not.
+    hooks = report["webhooks"]
+    assert hooks["records"] == 20 and hooks["signatures_valid"] and hooks["repeats"] == 0
+    assert hooks["received"] == 2 * hooks["records"], hooks
+    live, backlog = hooks["live"], hooks["backlog"]
+    assert live["records"] == 20 and live["deliveries_per_s"] > 0 and live["create_rps"] > 0
+    assert live["cpu_ms_per_record"]["server"] > 0, live
+    assert backlog["drained"] + backlog["delivered_while_held"] == 20, backlog
 
     transfer = report["transfer"]
     for step in ("import", "export"):
@@ -108,3 +122,4 @@ def test_smoke_run_measures_every_scenario(backend: str, wrk: str, tmp_path: Pat
     # The table is printed too.
     assert "healthz" in result.stdout and "targets at 16 connections" in result.stdout
     assert "read-mix 0-1s" in result.stdout and "transfer: import" in result.stdout
+    assert "deliveries/s from the first create" in result.stdout
