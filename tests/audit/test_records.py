@@ -348,3 +348,71 @@ async def test_an_import_is_one_record_in_operations_trail(app, client: httpx.As
                                            "tokens": imported.tokens},
                                 "actor": record.actor}
     assert record.object_id.startswith("IMP-") and record.object_type == "Import"
+
+
+async def test_rendering_is_linear_and_total_whatever_a_template_holds(
+        client: httpx.AsyncClient, factory: Factory):
+    """Found by review: a template of 10,000 spaces after `{{` held the event loop for
+    minutes (the placeholder pattern backtracked), and `{{payload.²}}` made every list with
+    render() a 500, Operations' too."""
+    import time
+
+    from tokenhouse.audit.service import render_details
+
+    started = time.perf_counter()
+    assert render_details("{{" + " " * 9990 + "x", {}) == "{" + " " * 9990 + "x"
+    assert render_details("{{" + "a." * 4000 + "}}", {}) == ""
+    assert time.perf_counter() - started < 1.0  # was 300 s
+    documents = {"payload": [1, 2, 3], "n": {"name": "named"}}
+    for template, shown in (("{{payload.²}}", ""), ("{{payload." + "9" * 5000 + "}}", ""),
+                            ("{{payload.1}}", "2"), ("{{ n }}", "named"), ("{{payload}}", ""),
+                            ("}}{{", "}{"), ("{{{x}}}", "{}")):
+        assert render_details(template, documents) == shown, template
+    admin = await factory.admin()
+    tenant = await auditor(factory)
+    planted = await client.post(RECORDS, headers=tenant.headers, json={
+        "event": "extension.render.attack", "summary": "x",
+        "object": {"id": tenant.account_id}, "details": "{{payload.²}}",
+        "payload": [1, 2, 3]})
+    assert planted.status_code == 201, planted.text
+    for reader in (tenant, admin):
+        listed = await client.get(f"{RECORDS}?render()&limit=5", headers=reader.headers)
+        assert listed.status_code == 200, listed.text
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+async def test_a_payload_no_document_can_hold_is_a_400(client: httpx.AsyncClient,
+                                                       factory: Factory, number: str):
+    """Found by review: NaN or 1e999 in a record's payload was a 500."""
+    tenant = await auditor(factory)
+    body = ('{"event": "extension.x.y", "summary": "s", "object": {"id": "%s"}, '
+            '"payload": {"n": %s}}' % (tenant.account_id, number))
+    problem(await client.post(RECORDS, headers={**tenant.headers,
+                                                "Content-Type": "application/json"},
+                              content=body), 400)
+
+
+async def test_an_accounts_own_event_keys_are_bounded_and_ids_never_clash(
+        client: httpx.AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch):
+    from tokenhouse.audit import service as audit_service
+    from tokenhouse.kit import ids
+
+    tenant = await auditor(factory, "Vendor")
+    body = {"summary": "s", "object": {"id": tenant.account_id}}
+    # A drawn id that is taken (a platform event type's): drawn again, no 500.
+    real = ids.new_id
+    draws = iter(["AET-1000-0001"])
+    monkeypatch.setattr(ids, "new_id", lambda prefix, *rest: (
+        next(draws, None) if prefix == "AET" else None) or real(prefix, *rest))
+    made = await client.post(RECORDS, headers=tenant.headers,
+                             json={**body, "event": "extension.clash.one"})
+    assert made.status_code == 201, made.text
+    assert next(draws, None) is None
+    monkeypatch.setattr(audit_service, "MAX_OWN_EVENT_TYPES", 2)
+    assert (await client.post(RECORDS, headers=tenant.headers,
+                              json={**body, "event": "extension.clash.two"})).status_code == 201
+    problem(await client.post(RECORDS, headers=tenant.headers,
+                              json={**body, "event": "extension.clash.three"}), 400, "event")
+    # A key it has already is recorded as ever.
+    assert (await client.post(RECORDS, headers=tenant.headers,
+                              json={**body, "event": "extension.clash.one"})).status_code == 201

@@ -3,7 +3,7 @@
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -99,9 +99,16 @@ async def known_event(session: AsyncSession, key: str, owner: str) -> bool:
     return found is not None
 
 
-async def add_event_type(session: AsyncSession, values: dict[str, Any]) -> None:
+async def add_event_type(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Add a catalog entry unless the same owner has the key already (two integrations
-    recording a new key at once: one row)."""
+    recording a new key at once: one row). False when nothing was added for another
+    reason: its id is taken (the caller draws another)."""
     insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
-    await session.execute(insert(EventType).values(**values).on_conflict_do_nothing(
-        index_elements=["owner", "key"]))
+    # Any conflict, not only (owner, key): a clash of the random id is no 500 either.
+    await session.execute(insert(EventType).values(**values).on_conflict_do_nothing())
+    return await known_event(session, values["key"], values["owner"])
+
+
+async def count_event_types(session: AsyncSession, owner: str) -> int:
+    return await session.scalar(select(func.count()).select_from(EventType)
+                                .where(EventType.owner == owner)) or 0

@@ -123,15 +123,33 @@ async def create_record(*, session: AsyncSession, actor: Actor,
     subject = await _own_object(session, actor, data)
     owner = actor.account_id or ""
     if not await repository.known_event(session, key, owner):
-        await repository.add_event_type(session, {
-            "id": ids.new_id("AET"), "key": key, "name": key, "owner": owner,
-            "description": f"Recorded first by account {owner}."})
+        await _join_catalog(session, key, owner)
     documents: dict[str, Any] = dict(data.documents or {})
     if data.payload is not None:
         documents["payload"] = data.payload
     return _add(session, actor=actor, key=key, summary=data.summary,
                 details=data.details or "", subject=subject, documents=documents,
                 kind=RecordType.PUBLIC)
+
+
+# Event keys an account may add to the catalog: each is a row every reader of the catalog
+# (Operations, the page's event filter) lists.
+MAX_OWN_EVENT_TYPES = 1000
+ID_ATTEMPTS = 8
+
+
+async def _join_catalog(session: AsyncSession, key: str, owner: str) -> None:
+    """A key first recorded by `owner`'s account joins its catalog (400 past the limit)."""
+    if await repository.count_event_types(session, owner) >= MAX_OWN_EVENT_TYPES:
+        raise ValidationFailed({"event": [
+            f"The account has recorded {MAX_OWN_EVENT_TYPES} event keys (the limit); "
+            "record under one of them."]})
+    for _ in range(ID_ATTEMPTS):
+        if await repository.add_event_type(session, {
+                "id": ids.new_id("AET"), "key": key, "name": key, "owner": owner,
+                "description": f"Recorded first by account {owner}."}):
+            return
+    raise RuntimeError(f"no free event type id after {ID_ATTEMPTS} attempts")
 
 
 async def _own_object(session: AsyncSession, actor: Actor, data: RecordCreate) -> Subject:
@@ -185,26 +203,33 @@ def render_record(entry: AuditRecord, *, rendered: bool = False) -> dict[str, An
     }
 
 
-PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+# `{{` then anything but braces, then `}}`: no nested quantifiers, so a template of any
+# shape is scanned in linear time (a lazy group between `\s*`s backtracked cubically: a
+# record of 10,000 spaces held the event loop for minutes).
+PLACEHOLDER = re.compile(r"\{\{([^{}]*)\}\}")
+MAX_INDEX = 6  # digits of a list index in a placeholder
 
 
 def render_details(template: str, documents: dict[str, Any]) -> str:
     """`{{a.b}}` replaced by the value at that path of the documents (an object by its
     `name`, else its `id`), an unknown path or a list by nothing; no `{{` or `}}` is
-    left."""
+    left. Total: whatever a template or its documents hold, it renders."""
 
     def value(match: re.Match[str]) -> str:
         found: Any = documents
-        for part in match.group(1).split("."):
+        for part in match.group(1).strip().split("."):
             if isinstance(found, dict) and part in found:
                 found = found[part]
-            elif isinstance(found, list) and part.isdigit() and int(part) < len(found):
+            # ASCII digits only, and few: `²` is a digit to isdigit() and not to int(),
+            # and int() of thousands of digits raises (either was a 500 for every reader).
+            elif (isinstance(found, list) and part.isascii() and part.isdigit()
+                  and len(part) <= MAX_INDEX and int(part) < len(found)):
                 found = found[int(part)]
             else:
                 return ""
         if isinstance(found, dict):
             found = found.get("name") or found.get("id") or ""
-        if found is None or isinstance(found, list):
+        if found is None or isinstance(found, (list, dict)):
             return ""
         if isinstance(found, bool):
             return "true" if found else "false"

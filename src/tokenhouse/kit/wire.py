@@ -1,6 +1,7 @@
 """The wire: camelCase JSON bodies in, strict validation, shared output shapes."""
 
 import json
+import math
 import re
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
@@ -215,7 +216,9 @@ def parse_json(raw: bytes | str) -> Any:
     """A JSON body, at most MAX_JSON_DEPTH deep, without text no column may hold (see
     `check_json`)."""
     try:
-        value = json.loads(raw)
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass") \
+            if isinstance(raw, bytes) else raw
+        value = _DECODER.decode(text)
     except RecursionError:
         # The C decoder gives up at the interpreter's recursion limit, long before the stack.
         raise _too_deep("body") from None
@@ -230,6 +233,24 @@ def parse_json(raw: bytes | str) -> Any:
     if deep or odd:
         check_json(value, strings=odd)
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    """NaN, Infinity and numbers past a double (1e999) are no JSON any column or document
+    can hold: each was a 500 where a body is kept whole (an audit record's payload)."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
+# Made once: json.loads with options builds a decoder per call (introspection parses a
+# body on the hot path).
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 
 
 # JSON refuses raw control characters in strings: they can only come as `\u` escapes.
