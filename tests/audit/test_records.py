@@ -385,8 +385,9 @@ async def test_a_payload_no_document_can_hold_is_a_400(client: httpx.AsyncClient
                                                        factory: Factory, number: str):
     """Found by review: NaN or 1e999 in a record's payload was a 500."""
     tenant = await auditor(factory)
-    body = ('{"event": "extension.x.y", "summary": "s", "object": {"id": "%s"}, '
-            '"payload": {"n": %s}}' % (tenant.account_id, number))
+    body = json.dumps({"event": "extension.x.y", "summary": "s",
+                       "object": {"id": tenant.account_id}, "payload": {"n": "NUMBER"}}
+                      ).replace('"NUMBER"', number)
     problem(await client.post(RECORDS, headers={**tenant.headers,
                                                 "Content-Type": "application/json"},
                               content=body), 400)
@@ -416,3 +417,12 @@ async def test_an_accounts_own_event_keys_are_bounded_and_ids_never_clash(
     # A key it has already is recorded as ever.
     assert (await client.post(RECORDS, headers=tenant.headers,
                               json={**body, "event": "extension.clash.one"})).status_code == 201
+
+
+async def test_a_record_is_at_most_64_kib(client: httpx.AsyncClient, factory: Factory):
+    tenant = await auditor(factory)
+    body = {"event": "extension.big.one", "summary": "s", "object": {"id": tenant.account_id}}
+    problem(await client.post(RECORDS, headers=tenant.headers,
+                              json={**body, "payload": "x" * (64 * 1024)}), 413)
+    assert (await client.post(RECORDS, headers=tenant.headers,
+                              json={**body, "payload": "x" * 60_000})).status_code == 201

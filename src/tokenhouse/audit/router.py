@@ -14,9 +14,13 @@ from tokenhouse.audit.schemas import (
 )
 from tokenhouse.kit import paging
 from tokenhouse.kit.db import Session
-from tokenhouse.kit.wire import ListOf, body_doc, read_json, validate
+from tokenhouse.kit.wire import ListOf, body_doc, read_body, read_json, validate
 
 router = APIRouter(prefix="/public/v1/audit", tags=["Audit"])
+
+# A record is an event's account, not a store of documents: it is kept for good and sent
+# to every matching webhook, so its size is bounded well below other bodies' (413 past it).
+MAX_RECORD_BYTES = 64 * 1024
 
 
 @router.get("/records", response_model=ListOf[RecordOut], summary="List audit records",
@@ -33,7 +37,7 @@ async def list_records(request: Request, session: Session, actor: Auditor) -> JS
 @router.post("/records", status_code=201, response_model=RecordOut,
              summary="Record an event of an integration", openapi_extra=body_doc(RecordCreate))
 async def create_record(request: Request, session: Session, actor: Auditor) -> JSONResponse:
-    data = validate(RecordCreate, await read_json(request))
+    data = validate(RecordCreate, (await read_body(request, MAX_RECORD_BYTES)).json())
     entry = await service.create_record(session=session, actor=actor, data=data)
     return JSONResponse(service.render_record(entry), status_code=201)
 
