@@ -85,6 +85,13 @@ async def get_visible(session: AsyncSession, actor: Actor, webhook_id: str, *,
     return None if row is None else (row[0], row[1])
 
 
+async def lock_account(session: AsyncSession, account_id: str) -> None:
+    """Lock the account's row until the transaction ends (SELECT ... FOR UPDATE on
+    PostgreSQL; on SQLite the read begins the transaction with the file's writer)."""
+    await session.execute(select(Account.id).where(Account.id == account_id)
+                          .with_for_update())
+
+
 async def count_of_account(session: AsyncSession, account_id: str) -> int:
     return await session.scalar(select(func.count()).select_from(Webhook).where(
         Webhook.account_id == account_id)) or 0

@@ -27,7 +27,7 @@ from tokenhouse.webhooks.auth import MANAGE
 from tokenhouse.webhooks.models import Delivery, Webhook, WebhookStatus
 from tokenhouse.webhooks.repository import Pending
 from tokenhouse.webhooks.schemas import WebhookCreate, WebhookUpdate, render_webhook
-from tokenhouse.webhooks.targets import url_problems
+from tokenhouse.webhooks.targets import redacted, url_problems
 
 # Webhooks per account: each one multiplies the deliveries of every record of the account.
 MAX_PER_ACCOUNT = 20
@@ -115,6 +115,10 @@ async def create_webhook(*, session: AsyncSession, actor: Actor, data: WebhookCr
         raise ValidationFailed({"account": [f"Account {account_id} does not exist."]})
     if account.is_disabled:
         raise ValidationFailed({"account": [f"Account {account.id} is Disabled."]})
+    # Counted under the account's row lock (PostgreSQL; SQLite's writer, taken by the
+    # locking read), held to the commit: concurrent creates count one after the other, so
+    # none passes the limit on a count that another is about to raise.
+    await repository.lock_account(session, account.id)
     if await repository.count_of_account(session, account.id) >= MAX_PER_ACCOUNT:
         raise ValidationFailed({"account": [f"Account {account.id} has {MAX_PER_ACCOUNT} "
                                             "webhooks, the most it may have; delete one "
@@ -221,8 +225,17 @@ async def _party(session: AsyncSession, actor: Actor, webhook: Webhook) -> Party
 
 
 def _record(session: AsyncSession, actor: Actor, event: Event, webhook: Webhook,
-            party: Party, **extra: Any) -> None:
+            party: Party, changes: dict[str, Any] | None = None) -> None:
+    """The change's audit record. The URL is in it redacted (targets.redacted): a record
+    never changes and reaches other webhooks, and the URL's path or query may hold the
+    receiver's credential; the webhook's own GET shows it whole."""
     name = webhook.description[:255] if webhook.description else None
+    documents: dict[str, Any] = {"webhook": {**render_webhook(webhook, party.name),
+                                             "url": redacted(webhook.url)}}
+    if changes is not None:
+        if "url" in changes:  # still recorded as changed when only the elided part did
+            changes = {**changes, "url": {side: redacted(url)
+                                          for side, url in changes["url"].items()}}
+        documents["changes"] = changes
     audit.record(session, actor=actor, event=event,
-                 subject=Subject(webhook.id, name, "Webhook", party),
-                 documents={"webhook": render_webhook(webhook, party.name), **extra})
+                 subject=Subject(webhook.id, name, "Webhook", party), documents=documents)

@@ -14,6 +14,7 @@ httpcore's, on the name), and the Host header is the URL's.
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 
@@ -21,6 +22,10 @@ import httpcore
 import httpx
 
 MAX_URL = 2048
+# DNS's limits (RFC 1035): a name of at most 253 characters, each label at most 63, written
+# in ASCII (an internationalised label as its IDNA A-label, `xn--...`).
+MAX_HOST = 253
+LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # NAT64's well-known prefix: the last 32 bits are an IPv4 address the translator reaches.
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -54,21 +59,61 @@ def url_problems(url: str, *, allow_private: bool) -> list[str]:
         return ["Not a valid URL."]
     if parsed.scheme not in ("http", "https"):
         return ["Only http and https URLs are allowed."]
-    if not parsed.host:
+    if not parsed.raw_host:
         return ["The URL must name a host."]
+    host = host_problem(parsed)
+    if host:
+        return [host]
     if parsed.userinfo:
         # It would be stored and shown as part of the URL: credentials belong elsewhere.
         return ["The URL must not carry a user name or password."]
     if parsed.fragment:
         return ["The URL must not have a fragment."]
     try:
-        literal = ipaddress.ip_address(parsed.host)
+        literal = ipaddress.ip_address(parsed.raw_host.decode("ascii"))
     except ValueError:
         return []  # a name: judged on what it resolves to, at each delivery
     if not allow_private and not is_public(literal):
         return [f"{literal} is not a public address; webhooks may not call private, "
                 "loopback or link-local networks."]
     return []
+
+
+def host_problem(parsed: httpx.URL) -> str | None:
+    """Why the URL's host is no name DNS can look up nor an IP address (None: it is one).
+    Judged when saved, so that no delivery meets a host the resolver rejects (`xn--`, a
+    300-character label or a space raised from getaddrinfo, outside its OSError)."""
+    raw = parsed.raw_host.decode("ascii")  # httpx has IDNA-encoded it, or %-escaped it
+    try:
+        ipaddress.ip_address(raw)
+        return None
+    except ValueError:
+        pass
+    name = raw[:-1] if raw.endswith(".") else raw
+    try:
+        parsed.host  # noqa: B018 - decodes each A-label: a malformed one raises
+    except ValueError:  # idna.IDNAError is a UnicodeError, a ValueError
+        return "The host is not a valid internationalised domain name."
+    if len(name) > MAX_HOST or not all(LABEL.fullmatch(label) for label in name.split(".")):
+        return (f"The host must be a domain name of at most {MAX_HOST} characters, labels "
+                "of letters, digits and hyphens of at most 63 characters each, or an IP "
+                "address.")
+    return None
+
+
+def redacted(url: str) -> str:
+    """`url` as an audit record keeps it: scheme, host and port, and `…` where a path or a
+    query was. Records never change and are pushed to other webhooks, and a receiver's path
+    or query often carries its credential (`/hooks/<secret>`, `?token=`); no hash of them
+    either (a short secret could be guessed from it)."""
+    try:
+        parsed = httpx.URL(url)
+        port = f":{parsed.port}" if parsed.port is not None else ""
+        base = f"{parsed.scheme}://{parsed.raw_host.decode('ascii')}{port}/"
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "…"  # not a URL that was accepted: nothing of it is shown
+    elided = parsed.raw_path not in (b"", b"/")
+    return base + ("…" if elided else "")
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -89,13 +134,18 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                     host, port, type=socket.SOCK_STREAM)
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
-        except OSError as error:
-            raise httpcore.ConnectError(f"{host} could not be resolved ({error})") from None
+        except (OSError, ValueError) as error:
+            # ValueError: a name the resolver's IDNA codec rejects raises UnicodeError (a
+            # host saved before names were checked on save, or one httpx passes through).
+            raise httpcore.ConnectError(f"{host} could not be resolved "
+                                        f"({type(error).__name__})") from None
         addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0])
                      for info in found]
         allowed = [a for a in addresses if self._allow_private or is_public(a)]
         if not allowed:
             shown = ", ".join(sorted({str(a) for a in addresses}))
+            # For the server's log only: the tenant sees that the target is refused, not
+            # what names resolve to inside the network (delivery.py).
             raise TargetRefused(f"{host} resolves to {shown}, not a public address: refused "
                                 "(TOKENHOUSE_WEBHOOK_ALLOW_PRIVATE)")
         last: Exception | None = None
