@@ -50,6 +50,7 @@ class Receiver:
         """`delay`: seconds to wait before answering."""
         self.received: list[Received] = []
         self._answers: deque[int] = deque()
+        self._waiting = 0  # requests being held (`delay`)
         self._lock = threading.Lock()
         receiver = self
 
@@ -58,7 +59,11 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 if delay:
+                    with receiver._lock:
+                        receiver._waiting += 1
                     time.sleep(delay)
+                    with receiver._lock:
+                        receiver._waiting -= 1
                 with receiver._lock:
                     status = receiver._answers.popleft() if receiver._answers else 200
                     receiver.received.append(Received(
@@ -99,3 +104,8 @@ class Receiver:
     def count(self) -> int:
         with self._lock:
             return len(self.received)
+
+    def waiting(self) -> int:
+        """Requests arrived and not yet answered (held by `delay`)."""
+        with self._lock:
+            return self._waiting

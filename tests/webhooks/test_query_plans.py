@@ -10,7 +10,7 @@ from sqlalchemy import insert, text
 
 from tests.tokens.test_query_plans import explain
 from tokenhouse.models import Account, AuditRecord, Delivery, Webhook
-from tokenhouse.webhooks.repository import due_deliveries, pending_records
+from tokenhouse.webhooks.repository import due_deliveries, fair_due, pending_records
 
 RECORDS = 20_000
 PENDING = 5
@@ -58,7 +58,10 @@ async def test_the_worker_reads_only_what_waits(crowded, app):
     for statement, index in ((pending_records(200), "ix_audit_records_pending"),
                              (pending_records(1), "ix_audit_records_pending"),
                              (due_deliveries(now, 50), "ix_audit_webhook_deliveries_due"),
-                             (due_deliveries(now, 1), "ix_audit_webhook_deliveries_due")):
+                             (due_deliveries(now, 1), "ix_audit_webhook_deliveries_due"),
+                             (fair_due(now, 50, 2, {}), "ix_audit_webhook_deliveries_due"),
+                             (fair_due(now, 50, 2, {"WHK-0001-0000": 1}),
+                              "ix_audit_webhook_deliveries_due")):
         plan = await explain(app, statement)
         assert index in plan, plan
         assert "Seq Scan on audit_records" not in plan, plan

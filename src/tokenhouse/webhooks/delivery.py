@@ -9,7 +9,8 @@ once while there is:
    marked fanned out, all in one short transaction: a crash before its commit leaves the
    records for the next pass, and the unique (webhook, record) pair keeps a record from being
    fanned out twice to one webhook whatever happens.
-2. Delivery. Due deliveries are claimed for the free slots (IN_FLIGHT per process) in a
+2. Delivery. Due deliveries are claimed for the free slots (IN_FLIGHT per process, at most
+   PER_WEBHOOK of them per webhook, the oldest of each webhook first) in a
    short transaction (leased: their `next_attempt_at` moves LEASE ahead, with the claim's
    random id), then POSTed outside any transaction, each outcome written back as soon as it
    is known, only while the claim still holds the delivery. A process that dies mid-attempt
@@ -20,7 +21,7 @@ Claims lock rows: FOR UPDATE SKIP LOCKED on PostgreSQL, so processes split the w
 SQLite the file's writer (kit/db.Writer: BEGIN IMMEDIATE for a FOR UPDATE read, and turns
 between processes), so one claims after the other has committed. In the normal case each
 record therefore reaches each webhook once; after a crash, at least once (receivers drop
-repeats by `Tokenhouse-Delivery`).
+repeats by the record's `id`, which the signature covers).
 """
 
 import asyncio
@@ -62,10 +63,15 @@ GIVE_UP = timedelta(hours=24)
 LEASE = timedelta(seconds=60)
 FAN_OUT_BATCH = 200
 # Attempts in flight per process (one connection each at most). A slot is refilled as soon
-# as its attempt is written: a receiver that hangs for the whole timeout holds one slot, not
-# the deliveries of every other webhook.
+# as its attempt is written.
 IN_FLIGHT = 50
+# Attempts in flight per webhook and process: a receiver that hangs (or a webhook with a
+# backlog) holds at most this many slots, never the deliveries of every other webhook. The
+# most webhooks an account may have (service.MAX_PER_ACCOUNT, 20) times this stays below
+# IN_FLIGHT, so neither can one tenant's webhooks take every slot.
+PER_WEBHOOK = 2
 ERROR_CHARS = 200
+REFUSED = "Refused: the target is not a public address."
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,8 @@ class DeliveryWorker:
         # Attempts in flight, and how many of each claim's deliveries are not yet written.
         self._attempts: set[asyncio.Task[None]] = set()
         self._claims: dict[str, int] = {}
+        # Attempts in flight by webhook id (at most PER_WEBHOOK each).
+        self._held: dict[str, int] = {}
         self._slot_free = asyncio.Event()
         # Compiled event patterns by webhook id and revision.
         self._matchers: dict[tuple[str, int], re.Pattern[str]] = {}
@@ -203,13 +211,15 @@ class DeliveryWorker:
         claim = secrets.token_hex(16)
         now = utcnow()
         async with self._sessions() as session:
-            if not await repository.claim_due(session, now, now + LEASE, claim, room):
+            if not await repository.claim_due(session, now, now + LEASE, claim, room,
+                                              PER_WEBHOOK, self._held):
                 await session.rollback()
                 return 0
             work = await repository.claimed(session, claim)
             await session.commit()
         self._claims[claim] = len(work)
         for delivery, hook, entry in work:
+            self._held[hook.id] = self._held.get(hook.id, 0) + 1
             attempt = asyncio.create_task(self._deliver(claim, delivery, hook, entry),
                                           name="webhook-attempt")
             self._attempts.add(attempt)
@@ -224,7 +234,24 @@ class DeliveryWorker:
                        entry: AuditRecord) -> None:
         """One attempt, and its outcome written (while the claim holds the delivery). One
         cut short by a stop leaves its claim to `stop`, which gives it back."""
-        outcome = await self._attempt(delivery, hook, entry)
+        try:
+            await self._settle(claim, delivery, hook, entry)
+        finally:
+            held = self._held.pop(hook.id, 1) - 1
+            if held > 0:
+                self._held[hook.id] = held
+
+    async def _settle(self, claim: str, delivery: Delivery, hook: Webhook,
+                      entry: AuditRecord) -> None:
+        try:
+            outcome = await self._attempt(delivery, hook, entry)
+        except Exception as exc:
+            # Whatever went wrong, the attempt is settled as failed (retried with back-off):
+            # an escaped error would leave the delivery Pending for ever, re-leased every
+            # LEASE. Logged once, by kind: the URL (and its query's credentials) stays out.
+            log.error("webhook %s: delivery %s failed unexpectedly (%s)", hook.id,
+                      delivery.id, type(exc).__name__)
+            outcome = Outcome(error="The attempt failed (an error in tokenhouse).")
         values = _settled(delivery, outcome, utcnow())
         # GET /metrics: "Delivered", "Failed" (given up), or no status: retrying. Counted
         # as made, before its outcome is written (and seen by GET .../deliveries).
@@ -261,9 +288,11 @@ class DeliveryWorker:
         except httpx.HTTPError as error:
             cause = error.__cause__
             if isinstance(cause, TargetRefused):
+                # What the name resolved to is for the operator: a tenant must not learn
+                # the server's internal DNS from its deliveries.
                 log.warning("webhook %s: delivery %s refused: %s", hook.id, delivery.id,
                             cause)
-                return Outcome(error=_short(f"Refused: {cause}."), refused=True)
+                return Outcome(error=REFUSED, refused=True)
             return Outcome(error=_short(f"{type(error).__name__}: {error}"))
         if 200 <= status < 300:
             return Outcome(status_code=status)

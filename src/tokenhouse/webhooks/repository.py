@@ -1,11 +1,12 @@
 """All SQL about webhooks and their deliveries. Every read on behalf of an actor starts from
 what the actor may see; the delivery worker's statements (claims) are at the end."""
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Select, and_, func, select, text, update
+from sqlalchemy import Select, and_, case, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -180,21 +181,45 @@ def _due(now: datetime) -> Any:
 
 
 def due_deliveries(now: datetime, limit: int) -> Select[str]:
-    """The ids of the deliveries of Enabled webhooks that are due, the longest due first."""
+    """The ids of the due deliveries of Enabled webhooks of accounts that are not Disabled
+    (theirs wait until both are enabled again), the longest due first."""
     return (select(Delivery.id).join(Webhook, Webhook.id == Delivery.webhook_id)
-            .where(_due(now), Webhook.status == WebhookStatus.ENABLED)
+            .join(Account, Account.id == Webhook.account_id)
+            .where(_due(now), Webhook.status == WebhookStatus.ENABLED,
+                   Account.status != AccountStatus.DISABLED)
             .order_by(Delivery.next_attempt_at).limit(limit))
 
 
+def fair_due(now: datetime, limit: int, per_webhook: int,
+             held: Mapping[str, int]) -> Select[str]:
+    """Up to `limit` due deliveries, at most `per_webhook` of each webhook less the attempts
+    `held` in flight for it: each webhook's oldest first, then each one's second...
+    Ordering by next_attempt_at alone let one webhook's backlog (or a receiver that hangs)
+    take every slot while another tenant's delivery waited."""
+    rank = func.row_number().over(partition_by=Delivery.webhook_id,
+                                  order_by=(Delivery.next_attempt_at, Delivery.id))
+    ranked = (due_deliveries(now, 1).limit(None).order_by(None)
+              .add_columns(Delivery.webhook_id, Delivery.next_attempt_at, rank.label("rank"))
+              .subquery())
+    room = per_webhook - (case(dict(held), value=ranked.c.webhook_id, else_=0) if held
+                          else 0)
+    return (select(ranked.c.id).where(ranked.c.rank <= room)
+            .order_by(ranked.c.rank, ranked.c.next_attempt_at).limit(limit))
+
+
 async def claim_due(session: AsyncSession, now: datetime, lease_until: datetime, claim: str,
-                    limit: int) -> list[str]:
-    """Claim up to `limit` due deliveries of Enabled webhooks: each is leased to `claim`
-    until `lease_until` (its `next_attempt_at`), so no other process takes it meanwhile,
-    and a process that dies holding it only delays it to then. Locked while claimed
-    (SKIP LOCKED on PostgreSQL, the writer on SQLite): two processes never claim one
-    delivery."""
+                    limit: int, per_webhook: int, held: Mapping[str, int]) -> list[str]:
+    """Claim up to `limit` due deliveries (fairly across webhooks: `fair_due`): each is
+    leased to `claim` until `lease_until` (its `next_attempt_at`), so no other process
+    takes it meanwhile, and a process that dies holding it only delays it to then. Locked
+    while claimed (SKIP LOCKED on PostgreSQL, the writer on SQLite): two processes never
+    claim one delivery. The lock is taken by an outer statement (PostgreSQL allows no FOR
+    UPDATE beside a window function), which checks again that each is still due (another
+    process may have claimed it since this statement's snapshot)."""
     ids = list(await session.scalars(
-        due_deliveries(now, limit).with_for_update(of=Delivery, skip_locked=True)))
+        select(Delivery.id).where(Delivery.id.in_(fair_due(now, limit, per_webhook, held)),
+                                  _due(now))
+        .with_for_update(skip_locked=True)))
     if ids:
         await session.execute(update(Delivery).where(Delivery.id.in_(ids))
                               .values(next_attempt_at=lease_until, claim=claim))
