@@ -218,7 +218,7 @@ def parse_json(raw: bytes | str) -> Any:
     try:
         text = raw.decode(json.detect_encoding(raw), "surrogatepass") \
             if isinstance(raw, bytes) else raw
-        value = _DECODER.decode(text)
+        value = STRICT_JSON.decode(text)
     except RecursionError:
         # The C decoder gives up at the interpreter's recursion limit, long before the stack.
         raise _too_deep("body") from None
@@ -235,22 +235,25 @@ def parse_json(raw: bytes | str) -> Any:
     return value
 
 
+class NotANumber(ValueError):
+    """NaN, Infinity, or a number past a double (1e999): JSON no column or document can
+    hold. Each was a 500 where a body is kept whole (an audit record's payload)."""
+
+
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise NotANumber(f"{name} is not a JSON number")
 
 
 def _finite(text: str) -> float:
-    """NaN, Infinity and numbers past a double (1e999) are no JSON any column or document
-    can hold: each was a 500 where a body is kept whole (an audit record's payload)."""
     number = float(text)
     if not math.isfinite(number):
-        raise ValueError(f"{text} is out of range")
+        raise NotANumber("a number too large for a float")
     return number
 
 
 # Made once: json.loads with options builds a decoder per call (introspection parses a
-# body on the hot path).
-_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+# body on the hot path; an import, every line).
+STRICT_JSON = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 
 
 # JSON refuses raw control characters in strings: they can only come as `\u` escapes.

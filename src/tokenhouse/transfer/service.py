@@ -14,7 +14,6 @@ same transaction. Export renders Core rows as they come from a server-side curso
 """
 
 import json
-import math
 import re
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from contextlib import aclosing
@@ -35,6 +34,7 @@ from tokenhouse.kit import ids
 from tokenhouse.kit.addresses import from_stored, to_stored
 from tokenhouse.kit.problems import BadRequest
 from tokenhouse.kit.timeutil import as_utc, render, utcnow
+from tokenhouse.kit.wire import STRICT_JSON, NotANumber
 from tokenhouse.modules.models import Module
 from tokenhouse.modules.schemas import href as module_href
 from tokenhouse.tokens.last_access import merged_addresses
@@ -281,34 +281,15 @@ def _decode(text: str) -> tuple[Any, str | None]:
         if text.startswith("\ufeff"):  # as json.loads has it
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)",
                                        text, 0)
-        return _DECODER.decode(text), None
+        return STRICT_JSON.decode(text), None
     except json.JSONDecodeError as exc:
         return None, f"not valid JSON ({exc.msg})"
     except RecursionError:
         return None, f"not valid JSON (nested more than {MAX_DEPTH} levels deep)"
-    except _Refused as exc:
+    except NotANumber as exc:
         return None, f"not valid JSON ({exc})"
     except ValueError:  # Python's limit on the digits of an integer
         return None, "not valid JSON (a number of more than 4,300 digits)"
-
-
-class _Refused(ValueError):
-    pass
-
-
-def _no_constant(name: str) -> Any:
-    raise _Refused(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _Refused("a number too large for a float")
-    return value
-
-
-# One decoder for every line: json.loads with options builds a new one per call.
-_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 
 
 def _unstorable(data: Any) -> tuple[str, str | None]:
