@@ -13,7 +13,6 @@ from tokenhouse.kit import crypto
 from tokenhouse.kit.addresses import Allowlist
 from tokenhouse.kit.metrics import count_auth
 from tokenhouse.kit.problems import Forbidden, Unauthorized
-from tokenhouse.kit.ratelimit import Quota
 from tokenhouse.kit.timeutil import as_utc, render, utcnow
 from tokenhouse.tokens import repository as tokens
 from tokenhouse.tokens.lifecycle import end_grace, grace_end, is_expired, previous_until
@@ -143,9 +142,7 @@ def _actor_of(token: ApiToken, current: bool, now: datetime) -> Actor:
                  expiration=render(until),
                  allowlist=Allowlist.of(token.ip_allowlist),
                  window=as_utc(window) if window is not None else None,
-                 rate_limit=Quota(token.rate_limit, token.rate_limit_window)
-                 if token.rate_limit is not None and token.rate_limit_window is not None
-                 else None)
+                 rate_limit=token.quota)
 
 
 async def _verify(engine: AsyncEngine, secret_hash: str, token_id: str, now: datetime,

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from tokenhouse.accounts.models import Account
 from tokenhouse.kit.audit import Audited
 from tokenhouse.kit.db import Base
+from tokenhouse.kit.ratelimit import Quota
 from tokenhouse.modules.models import Module
 
 
@@ -92,6 +93,18 @@ class ApiToken(Audited, Base):
     # Why a Disabled token is Disabled, when the service disabled it (`Leaked`: its secret
     # was reported, and it cannot be enabled before it is rotated); NULL otherwise.
     status_reason: Mapped[str | None] = mapped_column(String(32))
+
+    @property
+    def quota(self) -> Quota | None:
+        """The rate limit the two columns hold (None: no limit)."""
+        if self.rate_limit is None or self.rate_limit_window is None:
+            return None
+        return Quota(self.rate_limit, self.rate_limit_window)
+
+    @quota.setter
+    def quota(self, value: Quota | None) -> None:
+        self.rate_limit = value.limit if value is not None else None
+        self.rate_limit_window = value.window if value is not None else None
     # How far the expiry job has told of `expires_at` (tokens/expiry.py: 0 nothing, then
     # 30 days, 7 days, 1 day, expired); back to 0 when the expiry changes.
     expiry_notice: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")

@@ -193,9 +193,8 @@ def token_subject(token: ApiToken) -> Subject:
 
 
 def render_rate_limit(token: ApiToken) -> dict[str, int] | None:
-    if token.rate_limit is None or token.rate_limit_window is None:
-        return None
-    return {"limit": token.rate_limit, "windowSeconds": token.rate_limit_window}
+    quota = token.quota
+    return None if quota is None else {"limit": quota.limit, "windowSeconds": quota.window}
 
 
 class IntrospectionRequest(WireIn):

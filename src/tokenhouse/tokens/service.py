@@ -251,7 +251,7 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     allowlist = (to_stored(canonical_allowlist(data.ip_allowlist))
                  if "ip_allowlist" in given else token.ip_allowlist)
     quota = _quota(data.rate_limit) if "rate_limit" in given else None
-    quota_changed = "rate_limit" in given and quota != _stored_quota(token)
+    quota_changed = "rate_limit" in given and quota != token.quota
     if quota_changed:  # sent back as read, a limit an operator set stays
         _within_policy(actor, quota, policy)
     # Every check that reads the database comes before the first change: a query would
@@ -279,8 +279,7 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
     if "icon" in given:
         token.icon = data.icon
     if quota_changed:
-        token.rate_limit = quota.limit if quota else None
-        token.rate_limit_window = quota.window if quota else None
+        token.quota = quota
     if modules is not None:
         token.modules = modules
     token.stamp_updated(actor.by)
@@ -514,12 +513,6 @@ def _same_lifetime(token: ApiToken, policy: Policy, now: datetime) -> datetime |
 
 def _quota(given: RateLimitIn | None) -> Quota | None:
     return Quota(given.limit, given.window_seconds) if given is not None else None
-
-
-def _stored_quota(token: ApiToken) -> Quota | None:
-    if token.rate_limit is None or token.rate_limit_window is None:
-        return None
-    return Quota(token.rate_limit, token.rate_limit_window)
 
 
 def _within_policy(actor: Actor, quota: Quota | None, policy: Policy) -> None:
