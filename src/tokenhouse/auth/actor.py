@@ -62,3 +62,8 @@ def system_actor(module_names: frozenset[str], module_ids: frozenset[str]) -> Ac
     module, no token. Recorded in audits as `by: null`."""
     return Actor(account_id=None, account_type=AccountType.OPERATIONS, modules=module_names,
                  module_ids=module_ids)
+
+
+# The service acting on its own (its jobs, a leak report, an import at the shell): no token,
+# no module. Audit records show it as `system`.
+SYSTEM = system_actor(frozenset(), frozenset())

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenhouse.audit import events
 from tokenhouse.audit import service as audit
-from tokenhouse.auth.actor import system_actor
+from tokenhouse.auth.actor import SYSTEM
 from tokenhouse.kit import crypto
 from tokenhouse.kit.timeutil import utcnow
 from tokenhouse.leaks import repository
@@ -23,8 +23,6 @@ from tokenhouse.tokens.models import ApiToken, StatusReason, TokenStatus
 from tokenhouse.tokens.schemas import token_document, token_subject
 
 log = logging.getLogger("tokenhouse.leaks")
-# Who records a leak: the service itself (audit records show `system`).
-SYSTEM = system_actor(frozenset(), frozenset())
 
 SOURCE_LOGGED = 200
 # Anything in a source that may be a secret (a URL may carry one): never logged.

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tokenhouse.audit import events
 from tokenhouse.audit import service as audit
 from tokenhouse.auth import refusals
-from tokenhouse.auth.actor import system_actor
+from tokenhouse.auth.actor import SYSTEM
 from tokenhouse.kit import lease
 from tokenhouse.kit.outage import unavailable
 from tokenhouse.kit.tasks import cancel
@@ -52,7 +52,6 @@ BATCH = 200  # tokens per transaction
 # The tokens still owed a notice, word for word as migration 0012's partial index states
 # them (the planners use it only for a query whose condition says the same).
 OWED = text("api_tokens.status = 'Active' AND api_tokens.expiry_notice < 4")
-SYSTEM = system_actor(frozenset(), frozenset())
 _TOKENS = cast(Table, ApiToken.__table__)
 
 

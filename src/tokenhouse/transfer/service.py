@@ -29,7 +29,7 @@ from tokenhouse.accounts.schemas import href as account_href
 from tokenhouse.audit import events
 from tokenhouse.audit import service as audit
 from tokenhouse.audit.subjects import Subject
-from tokenhouse.auth.actor import system_actor
+from tokenhouse.auth.actor import SYSTEM
 from tokenhouse.kit import ids
 from tokenhouse.kit.addresses import from_stored, to_stored
 from tokenhouse.kit.problems import BadRequest
@@ -42,9 +42,6 @@ from tokenhouse.tokens.lifecycle import previous_until, status_at
 from tokenhouse.tokens.schemas import href as token_href
 from tokenhouse.transfer import repository
 from tokenhouse.transfer.schemas import AccessIn, AccountLine, AuditIn, ModuleLine, TokenLine
-
-# Who imports: the operator at the server's shell (audit records show `system`).
-SYSTEM = system_actor(frozenset(), frozenset())
 
 KINDS: dict[str, type[AccountLine | ModuleLine | TokenLine]] = {
     "ACC-": AccountLine, "MOD-": ModuleLine, "TKN-": TokenLine}
