@@ -1,18 +1,21 @@
 """What the API tests share: the collections' addresses and the assertions on answers."""
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from http import HTTPStatus
 from typing import Any
 
 import httpx
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import delete, event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tokenhouse.app import create_app
 from tokenhouse.audit.models import AuditRecord, EventType
 from tokenhouse.kit.direct import DirectSelect
+from tokenhouse.kit.settings import Settings
 from tokenhouse.models import (
     Account,
     AccountIcon,
@@ -99,3 +102,21 @@ async def empty_store(session: AsyncSession) -> None:
         await session.execute(delete(table))
     # The platform's event types stay, as the module catalog does; integrations' go.
     await session.execute(delete(EventType).where(EventType.owner != ""))
+
+
+@asynccontextmanager
+async def app_with(settings: Settings, **changes: Any) -> AsyncIterator[FastAPI]:
+    """Another app on the same database, with `changes` to its settings, running."""
+    application = create_app(settings.model_copy(update=changes))
+    async with LifespanManager(application):
+        yield application
+
+
+@asynccontextmanager
+async def client_with(settings: Settings, **changes: Any
+                      ) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app_with(settings, **changes)`."""
+    async with app_with(settings, **changes) as application:
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://other.test") as c:
+            yield c

@@ -11,12 +11,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from tests.helpers import TOKENS, database_use, problem
-from tokenhouse.app import create_app
+from tests.helpers import TOKENS, app_with, database_use, problem
 from tokenhouse.kit import crypto
 from tokenhouse.leaks.router import ANSWER_FLOOR, MAX_REPORT_BYTES
 
@@ -284,9 +282,7 @@ async def test_a_huge_body_is_413(app, client, factory):
 
 @asynccontextmanager
 async def limited_app(settings: Any, per_hour: int, **more: Any) -> AsyncIterator[FastAPI]:
-    application = create_app(settings.model_copy(update={"leak_reports_per_hour": per_hour,
-                                                         **more}))
-    async with LifespanManager(application):
+    async with app_with(settings, leak_reports_per_hour=per_hour, **more) as application:
         yield application
 
 

@@ -9,14 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from tests.factories import Factory, Issued
-from tests.helpers import TOKENS, problem
+from tests.helpers import TOKENS, app_with, problem
 from tests.tokens.conftest import Connect
 from tests.tokens.test_expiry import bearer, make
-from tokenhouse.app import create_app
 from tokenhouse.kit.settings import Settings
 
 
@@ -114,8 +112,7 @@ async def test_x_forwarded_for_is_ignored_without_trusted_proxies(
 @pytest.fixture
 async def behind_proxy(settings: Settings, client) -> AsyncIterator[FastAPI]:
     """The same database, served behind a trusted proxy at 192.0.2.1."""
-    application = create_app(settings.model_copy(update={"trusted_proxies": "192.0.2.1"}))
-    async with LifespanManager(application):
+    async with app_with(settings, trusted_proxies="192.0.2.1") as application:
         yield application
 
 

@@ -11,12 +11,9 @@ from typing import Any
 import httpx
 import pytest
 import time_machine
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 
 from tests.factories import Factory, Issued
-from tests.helpers import TOKENS, problem
-from tokenhouse.app import create_app
+from tests.helpers import TOKENS, client_with, problem
 from tokenhouse.kit.settings import Settings
 
 
@@ -144,12 +141,8 @@ async def test_every_answer_to_a_token_with_an_expiry_carries_the_header(
 @pytest.fixture
 async def limited(settings: Settings, client) -> AsyncIterator[httpx.AsyncClient]:
     """The same database served with TOKENHOUSE_MAX_TOKEN_LIFETIME_DAYS=30."""
-    application: FastAPI = create_app(settings.model_copy(update={
-        "max_token_lifetime_days": 30}))
-    async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://limited.test") as c:
-            yield c
+    async with client_with(settings, max_token_lifetime_days=30) as other:
+        yield other
 
 
 async def test_the_longest_lifetime_is_the_default_and_the_limit(

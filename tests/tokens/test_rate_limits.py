@@ -9,11 +9,9 @@ from typing import Any
 import httpx
 import pytest
 import time_machine
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 
 from tests.factories import Factory, Issued
-from tests.helpers import TOKENS, problem
+from tests.helpers import TOKENS, client_with, problem
 from tests.metrics.test_metrics import delta, scrape
 from tokenhouse.app import create_app
 from tokenhouse.kit.settings import ConfigurationError, Settings
@@ -186,12 +184,8 @@ async def test_introspection_counts_unless_told_not_to(client, factory: Factory)
 @pytest.fixture
 async def defaulted(settings: Settings, client) -> AsyncIterator[httpx.AsyncClient]:
     """The same database served with TOKENHOUSE_DEFAULT_RATE_LIMIT=600/60."""
-    application: FastAPI = create_app(settings.model_copy(update={
-        "default_rate_limit": "600/60"}))
-    async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://default.test") as c:
-            yield c
+    async with client_with(settings, default_rate_limit="600/60") as other:
+        yield other
 
 
 async def test_the_servers_default_applies_to_tokens_made_without_one(
@@ -249,11 +243,8 @@ async def test_a_refused_first_use_does_not_retire_the_old_secret(client, factor
 @pytest.fixture
 async def capped(settings: Settings, client) -> AsyncIterator[httpx.AsyncClient]:
     """The same database served with TOKENHOUSE_MAX_RATE_LIMIT=100/60 (and no default)."""
-    application: FastAPI = create_app(settings.model_copy(update={"max_rate_limit": "100/60"}))
-    async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://capped.test") as c:
-            yield c
+    async with client_with(settings, max_rate_limit="100/60") as other:
+        yield other
 
 
 async def test_a_tenant_keeps_its_tokens_within_the_servers_loosest_limit(

@@ -19,12 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from tests.factories import Factory
-from tests.helpers import TOKENS, problem
+from tests.helpers import TOKENS, app_with, problem
 from tests.transfer.test_lifecycle_fields import (
     STORED_EXTRAS,
     Secrets,
@@ -38,7 +37,6 @@ from tests.transfer.test_lifecycle_fields import (
     tokens_of,
     wipe,
 )
-from tokenhouse.app import create_app
 from tokenhouse.kit.settings import Settings
 from tokenhouse.models import ApiToken
 from tokenhouse.transfer import service
@@ -231,9 +229,7 @@ async def test_bad_lines_are_refused_by_number_and_nothing_is_written(
 async def defaulted(settings: Settings, client: httpx.AsyncClient
                     ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The same database served with TOKENHOUSE_DEFAULT_RATE_LIMIT=600/60."""
-    application: FastAPI = create_app(settings.model_copy(update={
-        "default_rate_limit": "600/60"}))
-    async with LifespanManager(application):
+    async with app_with(settings, default_rate_limit="600/60") as application:
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://default.test") as c:
             yield application, c
