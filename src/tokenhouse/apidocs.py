@@ -14,6 +14,8 @@ import fastapi_offline
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
+from tokenhouse.kit.routing import LeanRoute
+
 DOCS = "/public/v1/accounts/docs"
 OPENAPI = "/public/v1/accounts/openapi.json"
 ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
@@ -58,7 +60,7 @@ INIT = f"""window.ui = SwaggerUIBundle({{
 FILES = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8",
          "swagger-ui.css": "text/css; charset=utf-8", "favicon.png": "image/png"}
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=LeanRoute)
 
 
 @router.get(DOCS)

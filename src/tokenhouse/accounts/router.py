@@ -17,6 +17,7 @@ from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit import multipart, paging
 from tokenhouse.kit.db import Session
 from tokenhouse.kit.problems import ValidationFailed
+from tokenhouse.kit.routing import LeanRoute
 from tokenhouse.kit.wire import (
     MAX_JSON_BYTES,
     ListOf,
@@ -28,7 +29,7 @@ from tokenhouse.kit.wire import (
     validate,
 )
 
-router = APIRouter(prefix="/public/v1/accounts/accounts", tags=["Accounts"])
+router = APIRouter(prefix="/public/v1/accounts/accounts", tags=["Accounts"], route_class=LeanRoute)
 
 MAX_ICON_BYTES = 1024 * 1024
 # The parts of a multipart create or update, and the bytes each may hold.

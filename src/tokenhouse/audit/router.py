@@ -14,9 +14,10 @@ from tokenhouse.audit.schemas import (
 )
 from tokenhouse.kit import paging
 from tokenhouse.kit.db import Session
+from tokenhouse.kit.routing import LeanRoute
 from tokenhouse.kit.wire import ListOf, body_doc, read_body, read_json, validate
 
-router = APIRouter(prefix="/public/v1/audit", tags=["Audit"])
+router = APIRouter(prefix="/public/v1/audit", tags=["Audit"], route_class=LeanRoute)
 
 # A record is an event's account, not a store of documents: it is kept for good and sent
 # to every matching webhook, so its size is bounded well below other bodies' (413 past it).

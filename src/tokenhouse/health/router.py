@@ -8,10 +8,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from tokenhouse.kit.problems import RETRY_AFTER, ServiceUnavailable
+from tokenhouse.kit.routing import LeanRoute
 from tokenhouse.runtime import Resources
 
 log = logging.getLogger("tokenhouse.health")
-router = APIRouter(tags=["Health"])
+router = APIRouter(tags=["Health"], route_class=LeanRoute)
 
 # A probe must answer in time even when the database hangs instead of refusing.
 READY_TIMEOUT = 3.0

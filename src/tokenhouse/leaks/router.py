@@ -11,12 +11,14 @@ from tokenhouse.auth.dependencies import client_address
 from tokenhouse.kit.db import Session
 from tokenhouse.kit.problems import TooManyRequests, note_header
 from tokenhouse.kit.ratelimit import headers
+from tokenhouse.kit.routing import LeanRoute
 from tokenhouse.kit.wire import body_doc, read_body, validate
 from tokenhouse.leaks import service
 from tokenhouse.leaks.schemas import LeakReceived, LeakReport
 from tokenhouse.runtime import Resources, Runtime
 
-router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"])
+router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"],
+                   route_class=LeanRoute)
 
 # Far below other bodies' limit (kit/wire.py): 100 secrets and a source fit in 40 KB, and
 # this route is open to anyone.

@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 
 from tokenhouse.kit import metrics
+from tokenhouse.kit.routing import LeanRoute
 from tokenhouse.kit.tasks import cancel
 from tokenhouse.runtime import Runtime
 
@@ -38,7 +39,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics.process_stopping()
 
 
-router = APIRouter(tags=["Metrics"], lifespan=lifespan)
+router = APIRouter(tags=["Metrics"], lifespan=lifespan, route_class=LeanRoute)
 
 
 @router.get("/metrics", summary="Prometheus metrics (text format 0.0.4)",

@@ -6,12 +6,13 @@ from fastapi.responses import JSONResponse
 from tokenhouse.auth.dependencies import CurrentActor
 from tokenhouse.kit import paging
 from tokenhouse.kit.db import Session
+from tokenhouse.kit.routing import LeanRoute
 from tokenhouse.kit.wire import ListOf
 from tokenhouse.modules import service
 from tokenhouse.modules.repository import RESOURCE
 from tokenhouse.modules.schemas import ModuleOut, render_module
 
-router = APIRouter(prefix="/public/v1/accounts/modules", tags=["Modules"])
+router = APIRouter(prefix="/public/v1/accounts/modules", tags=["Modules"], route_class=LeanRoute)
 
 
 @router.get("", response_model=ListOf[ModuleOut], summary="List modules",

@@ -7,6 +7,8 @@ from fastapi.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
+from tokenhouse.kit.routing import LeanRoute
+
 STATIC = Path(__file__).resolve().parent / "static"
 
 # Scripts only from this origin (no inline script, no eval): a stored name such as
@@ -21,7 +23,7 @@ HEADERS = [
     (b"cache-control", b"no-cache"),
 ]
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=LeanRoute)
 
 
 @router.get("/")

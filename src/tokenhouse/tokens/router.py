@@ -12,6 +12,7 @@ from tokenhouse.kit import paging
 from tokenhouse.kit.addresses import canonical_address
 from tokenhouse.kit.db import Session, reading
 from tokenhouse.kit.problems import ValidationFailed
+from tokenhouse.kit.routing import LeanRoute
 from tokenhouse.kit.timeutil import utcnow
 from tokenhouse.kit.wire import Body, ListOf, body_doc, read_body, read_json, validate
 from tokenhouse.runtime import Resources, Runtime
@@ -29,7 +30,8 @@ from tokenhouse.tokens.schemas import (
 )
 from tokenhouse.tokens.views import View, spliced, view_of
 
-router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"])
+router = APIRouter(prefix="/public/v1/accounts/api-tokens", tags=["API tokens"],
+                   route_class=LeanRoute)
 
 
 class TokenId(Convertor[str]):

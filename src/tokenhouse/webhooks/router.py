@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit import paging
 from tokenhouse.kit.db import Session
+from tokenhouse.kit.routing import LeanRoute
 from tokenhouse.kit.wire import ListOf, body_doc, read_body, validate
 from tokenhouse.runtime import Resources
 from tokenhouse.webhooks import service
@@ -24,7 +25,7 @@ from tokenhouse.webhooks.schemas import (
     render_webhook,
 )
 
-router = APIRouter(prefix="/public/v1/audit/webhooks", tags=["Audit"])
+router = APIRouter(prefix="/public/v1/audit/webhooks", tags=["Audit"], route_class=LeanRoute)
 
 # The create response carries the secret: no cache on the way may keep it.
 NO_STORE = {"Cache-Control": "no-store"}
