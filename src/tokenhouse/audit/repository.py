@@ -1,9 +1,9 @@
 """All SQL about the audit trail. Every read starts from what the actor may see."""
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, Table, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,6 +67,17 @@ async def list_records(session: AsyncSession, actor: Actor,
 
 async def get_record(session: AsyncSession, actor: Actor, record_id: str) -> AuditRecord | None:
     return await session.scalar(visible_records(actor).where(AuditRecord.id == record_id))
+
+
+# A Table: declarative types `__table__` as any FromClause, which insert() refuses. Built once:
+# a statement reused is not built and fingerprinted again on every change.
+_INSERT_RECORD = insert(cast(Table, AuditRecord.__table__))
+
+
+async def insert_record(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Insert one record as a plain statement, without the ORM's flush (`row`: its columns'
+    values; `fanned_out` takes its default)."""
+    await session.execute(_INSERT_RECORD, row)
 
 
 def visible_event_types(actor: Actor) -> Select[EventType]:

@@ -2,7 +2,9 @@
 record.
 
 `record` is how every service writes its change into the trail: it adds the record to the
-caller's unit of work, so the change and its record commit together or not at all. A record
+caller's unit of work, so the change and its record commit together or not at all (`entry`
+and `write`: the same row as one plain insert, for a token's create and update, the hot
+paths). A record
 never holds a secret, a hash or a credential: documents are the objects' representations,
 which have none (the secret of a token is shown once, in a response, never in a document).
 """
@@ -35,29 +37,49 @@ def record(session: AsyncSession, *, actor: Actor, event: Event, subject: Subjec
     """Add the record of a change (`event`, about `subject`, made by `actor`) to the
     session's unit of work: it commits with the change, or neither does. `documents`: the
     object as it is after the change (and `changes`, for an update), by name."""
-    return _add(session, actor=actor, key=event.key, summary=event.summary,
-                details=event.details, subject=subject, documents=documents,
+    return _add(session, entry(actor=actor, event=event, subject=subject,
+                               documents=documents, private=private))
+
+
+def entry(*, actor: Actor, event: Event, subject: Subject, documents: dict[str, Any],
+          private: bool = False) -> dict[str, Any]:
+    """The row of a change's record, as `record` adds it, for `write`: built before the
+    change's first write statement, so that on SQLite the work is not done while the
+    change holds the writer (kit/db.Writer). Its time is set by `write`."""
+    return _row(actor=actor, key=event.key, summary=event.summary, details=event.details,
+                subject=subject, documents=documents,
                 kind=RecordType.PRIVATE if private else RecordType.PUBLIC)
 
 
-def _add(session: AsyncSession, *, actor: Actor, key: str, summary: str, details: str,
-         subject: Subject, documents: dict[str, Any], kind: RecordType) -> AuditRecord:
+async def write(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Write the record `row` (from `entry`) now, in the session's transaction: it commits
+    with the change, or neither does. One plain insert, where `record`'s object costs a
+    flush of the unit of work at commit (a create's hot path, issue 10)."""
+    await repository.insert_record(session, {**row, "timestamp": utcnow()})
+
+
+def _add(session: AsyncSession, row: dict[str, Any]) -> AuditRecord:
+    added = AuditRecord(timestamp=utcnow(), **row)
+    session.add(added)
+    return added
+
+
+def _row(*, actor: Actor, key: str, summary: str, details: str, subject: Subject,
+         documents: dict[str, Any], kind: RecordType) -> dict[str, Any]:
     shown = actor_of(actor)
     viewers = [subject.account.viewer()] if subject.account is not None else []
     if actor.is_operations and actor.account_id is not None and (
             subject.account is None or actor.account_id != subject.account.id):
         viewers.append(Party(actor.account_id, actor.account_name or "",
                              AccountType.OPERATIONS).viewer())
-    entry = AuditRecord(
+    return dict(
         id=ids.new_id("AUD", 4), event=key, summary=summary, details=details,
         object_id=subject.id, object_name=subject.name or subject.id, object_icon=None,
-        object_type=subject.object_type, timestamp=utcnow(), actor_id=shown["id"],
-        actor_name=shown["name"], actor_account_id=actor.account_id, actor=shown,
-        type=kind, request=_request(), documents={**documents, "actor": shown},
+        object_type=subject.object_type, actor_id=shown["id"], actor_name=shown["name"],
+        actor_account_id=actor.account_id, actor=shown, type=kind, request=_request(),
+        documents={**documents, "actor": shown},
         account_id=subject.account.id if subject.account is not None else None,
         viewers=viewers)
-    session.add(entry)
-    return entry
 
 
 def actor_of(actor: Actor) -> dict[str, Any]:
@@ -127,9 +149,9 @@ async def create_record(*, session: AsyncSession, actor: Actor,
     documents: dict[str, Any] = dict(data.documents or {})
     if data.payload is not None:
         documents["payload"] = data.payload
-    return _add(session, actor=actor, key=key, summary=data.summary,
-                details=data.details or "", subject=subject, documents=documents,
-                kind=RecordType.PUBLIC)
+    return _add(session, _row(actor=actor, key=key, summary=data.summary,
+                              details=data.details or "", subject=subject,
+                              documents=documents, kind=RecordType.PUBLIC))
 
 
 # Event keys an account may add to the catalog: each is a row every reader of the catalog

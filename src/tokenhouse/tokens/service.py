@@ -224,8 +224,11 @@ async def create_token(*, session: AsyncSession, actor: Actor, data: TokenCreate
             rate_limit_window=quota.window if quota else None,
             retire_previous_on_first_use=False, expiry_notice=0).items())
         token.stamp_created(actor.by)
+        # Built before the insert: on SQLite the insert takes the process's writer, held
+        # until the commit (kit/db.Writer).
+        record = _entry(actor, events.TOKEN_CREATED, token)
         if await repository.insert_new(session, token):
-            _record(session, actor, events.TOKEN_CREATED, token)
+            await audit.write(session, record)
             return token, secret
     raise RuntimeError(f"no free API token id after {ID_ATTEMPTS} attempts")
 
@@ -284,9 +287,9 @@ async def update_token(*, session: AsyncSession, actor: Actor, token: ApiToken,
         token.modules = modules
     token.stamp_updated(actor.by)
     await session.flush()
-    after = token_document(token, now)
-    _record(session, actor, events.TOKEN_UPDATED, token, after,
-            changes=audit.changes(before, after))
+    after = token_document(token, now)  # after the flush, which counts the revision
+    await audit.write(session, _entry(actor, events.TOKEN_UPDATED, token, after,
+                                      changes=audit.changes(before, after)))
     return token
 
 
@@ -439,6 +442,14 @@ def _record(session: AsyncSession, actor: Actor, event: events.Event, token: Api
     audit.record(session, actor=actor, event=event, subject=token_subject(token),
                  documents={"apiToken": document or token_document(token, utcnow()),
                             **more})
+
+
+def _entry(actor: Actor, event: events.Event, token: ApiToken,
+           document: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
+    """The change's record, as `_record` adds it, for `audit.write` (create and update)."""
+    return audit.entry(actor=actor, event=event, subject=token_subject(token),
+                       documents={"apiToken": document or token_document(token, utcnow()),
+                                  **more})
 
 
 def _authorize_change(actor: Actor, token: ApiToken, *, by_itself: bool = False) -> None:
