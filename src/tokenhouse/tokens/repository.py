@@ -39,7 +39,7 @@ from tokenhouse.kit.repository import (
     columns_of,
     dialect_name,
     page_statements,
-    run_page,
+    run_plain_page,
     scope_account,
     scope_params,
     transient,
@@ -137,8 +137,8 @@ async def list_visible(session: AsyncSession, actor: Actor, query: Query,
     representations come from the views; see tokens/service.py), and the total. `now`:
     the clock that tells Expired tokens (tokens/lifecycle.py)."""
     statements = list_statements(actor, query, dialect_name(session))
-    rows, total = await run_page(session, statements, query,
-                                 params={**scope_params(actor), NOW: now}, objects=False)
+    rows, total = await run_plain_page(session, statements, query,
+                                       params={**scope_params(actor), NOW: now})
     return [PageRow(*row) for row in rows], total
 
 
