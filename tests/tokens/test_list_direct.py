@@ -17,13 +17,15 @@ from tests.factories import ALL_OF_TYPE, Factory, Issued
 from tests.helpers import TOKENS, database_use
 from tests.kit.test_direct import locked, waiting_on_lock
 from tests.test_faults import client_of, pg_app, terminate, unavailable
+from tests.tokens.test_query_plans import crowded, explain
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit import repository as kit_repository
+from tokenhouse.kit.repository import scope_params
 from tokenhouse.kit.rql import parse_query
 from tokenhouse.tokens.lifecycle import NOW
 from tokenhouse.tokens.repository import list_statements
 
-__all__ = ["pg_app"]  # the fixture, imported to be used here
+__all__ = ["crowded", "pg_app"]  # the fixtures, imported to be used here
 
 # Every list is asked at this moment, so that the lister's own lastAccessAt (noted with each
 # request) is the same in both answers; the expiring tokens have expired by then.
@@ -156,6 +158,23 @@ async def test_a_tenants_statement_never_runs_without_its_account(
         async with engine.connect() as connection:
             with pytest.raises(exc.InvalidRequestError, match="scope_account_id"):
                 await statement.rows(connection, {NOW: MOMENT})
+
+
+@pytest.mark.parametrize("raw", ["eq(status,Active)&order=-audit.created.at&limit=10",
+                                 "order=-audit.created.at"])
+async def test_a_first_page_with_its_total_is_read_by_index(app: FastAPI, crowded: Actor,
+                                                            raw: str) -> None:
+    """A first page is one statement, the page with its total (the count a subquery run
+    once): both parts use the tenant's indexes, and the newest Active ones are read in the
+    index's order, not sorted (as the two statements on their own: test_query_plans)."""
+    statements = list_statements(crowded, parse_query(raw), "postgresql")
+    plan = await explain(app, statements.direct_first._statement.params(
+        scope_params(crowded), now=MOMENT))
+    assert "Seq Scan on api_tokens" not in plan, plan
+    assert plan.count("ix_api_tokens_account_id_status") == 2, plan
+    if raw.startswith("eq(status,Active)"):
+        assert "Index Scan using ix_api_tokens_account_id_status_created_at" in plan, plan
+        assert "Sort" not in plan, plan
 
 
 async def list_ids(client: httpx.AsyncClient, issued: Issued) -> Any:

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from sqlalchemy import BindParameter, Select, bindparam, func, inspect, select
@@ -69,9 +70,21 @@ class PageStatements:
     rows: AnySelect
     # Execution options: none, or no compiled cache for a large filter (see CACHED_TERMS).
     options: dict[str, Any]
-    # The same two sent by the driver itself, for a page of plain rows (`run_plain_page`).
-    direct_count: DirectSelect
-    direct_rows: DirectSelect
+
+    # Sent by the driver itself, for a page of plain rows (`run_plain_page`): made at their
+    # first use, then kept with the statements (compiled once).
+    @cached_property
+    def direct_count(self) -> DirectSelect:
+        return DirectSelect(self.count)
+
+    @cached_property
+    def direct_rows(self) -> DirectSelect:
+        return DirectSelect(self.rows)
+
+    @cached_property
+    def direct_first(self) -> DirectSelect:
+        """The page with the total as its last column, in one statement."""
+        return DirectSelect(self.rows.add_columns(self.count.scalar_subquery().label("total")))
 
 
 # Filters of at most this many comparisons have their statements kept (here and in
@@ -98,8 +111,7 @@ def page_statements(statement: AnySelect, resource: Resource, query: Query,
     rows = (statement.order_by(*compiler.order(query.order)).limit(query.limit)
             .offset(query.offset))
     options: dict[str, Any] = {} if cacheable(query) else {"compiled_cache": None}
-    return PageStatements(count=count, rows=rows, options=options,
-                          direct_count=DirectSelect(count), direct_rows=DirectSelect(rows))
+    return PageStatements(count=count, rows=rows, options=options)
 
 
 def dialect_name(session: AsyncSession) -> str:
@@ -151,6 +163,13 @@ async def run_plain_page(session: AsyncSession, statements: PageStatements, quer
     if not _by_the_driver(session):
         return await run_page(session, statements, query, params=params, objects=False)
     connection = await session.connection()
+    if query.offset == 0 and query.limit > 0:
+        # A first page (most lists) and its total in one statement: one round trip, each
+        # costing ~0.1 ms of CPU (the send wakes the server). One snapshot too: no row means
+        # a total of 0. A later page counts first and reads the page only if it is in range,
+        # so that one past the end costs the database no more than its count.
+        rows = await statements.direct_first.rows(connection, params)
+        return [row[:-1] for row in rows], rows[0][-1] if rows else 0
     counted = await statements.direct_count.rows(connection, params)
     total: int = counted[0][0] or 0
     if query.limit == 0 or not total or query.offset >= total:
