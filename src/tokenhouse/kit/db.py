@@ -1,19 +1,27 @@
 """Database engine, the declarative base, and the one unit of work per request."""
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import os
 import re
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
+import aiosqlite
 from fastapi import Depends, Request
-from sqlalchemy import JSON, MetaData, event, exc
+from sqlalchemy import JSON, MetaData, event, exc, util
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
 from sqlalchemy.engine import Connection, Engine, ExecutionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -63,6 +71,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             # and a few hundred KB.
             kwargs.update(pool_size=8, max_overflow=56)
         kwargs["connect_args"] = {"timeout": BUSY_SECONDS}
+        kwargs["module"] = _OneTripDriver(aiosqlite, sqlite3)
     else:
         # No pre-ping: it cost a round trip on every request (see bench/README.md). A pooled
         # connection whose backend is gone is dropped on checkout instead (`_drop_closed`,
@@ -84,6 +93,99 @@ def create_engine(settings: Settings) -> AsyncEngine:
     else:
         event.listen(engine.sync_engine.pool, "checkout", _drop_closed)
     return engine
+
+
+class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A statement in one trip to the connection's thread: open a cursor, execute, fetch
+    every row, close, all there. The adapter as shipped makes a trip for each (four for a
+    statement that returns rows, three for one that does not), and a unit of work that
+    writes holds the writer through all of them (a create made ten trips while holding it:
+    the token's insert, its links, its record and the commit; now four). Rows are fetched
+    at once, as the adapter always did for a cursor that is not server-side (those, for
+    streamed exports, keep the adapter's own cursor).
+
+    aiosqlite's queue of calls for its thread (`_execute`) and its sqlite3 connection
+    (`_conn`) are its internals, which SQLAlchemy's adapter uses too."""
+
+    __slots__ = ("_description", "_rowcount", "_lastrowid", "_arraysize")
+
+    def __init__(self, adapt_connection: Any):
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]  # none in this thread: see _run
+        self._rows = collections.deque()
+        self._soft_closed_memoized = util.EMPTY_DICT
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+        self._arraysize = 1
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    async def _async_soft_close(self) -> None:
+        return  # nothing is open: the rows are here already
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> None:
+        await self._call(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> None:
+        await self._call(operation, seq_of_parameters, many=True)
+
+    async def _call(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        async with self._adapt_connection._execute_mutex:
+            connection = self._connection
+            (self._rows, self._description, self._rowcount,
+             self._lastrowid) = await connection._execute(
+                _run, connection._conn, operation, parameters, many)
+
+
+def _run(connection: sqlite3.Connection, operation: str, parameters: Any,
+         many: bool) -> tuple[collections.deque[Any], Any, int, int | None]:
+    """One statement, in the connection's own thread (see _OneTripCursor)."""
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = collections.deque(cursor.fetchall() if description else ())
+        return rows, description, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _OneTripCursor
+
+
+class _OneTripDriver(AsyncAdapt_aiosqlite_dbapi):
+    """aiosqlite as SQLAlchemy adapts it, with statements in one trip (_OneTripCursor)."""
+
+    def connect(self, *args: Any, **kwargs: Any) -> _OneTripConnection:
+        adapted = super().connect(*args, **kwargs)
+        return _OneTripConnection(self, adapted._connection)
 
 
 def _drop_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
