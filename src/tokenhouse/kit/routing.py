@@ -13,7 +13,13 @@ The signatures stay what FastAPI documents (OpenAPI is built from them as before
 permissions stay declared in them (`actor: TokensManager`). A route that declares anything
 the plan does not resolve (a query, header, cookie or body parameter, a sync dependency,
 security scopes, `use_cache=False`, a generator without `scope="function"`) fails when the
-app is built: no route quietly falls back to other rules.
+app is built: no route quietly falls back to other rules. `app.dependency_overrides` are not
+applied: a request made while any is set is an error (500), never served by the real
+dependency in the override's place.
+
+Not kept from FastAPI: its shield of a generator dependency's exit against an anyio cancel
+scope (a unit of work's commit under a cancelled scope). Nothing here cancels requests that
+way; uvicorn cancels a request's task natively, which FastAPI does not shield either.
 """
 
 import inspect
@@ -23,7 +29,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, _effective_route_context_var
 
 # Where an argument's value comes from.
 _REQUEST, _PATH, _DEPENDENCY = range(3)
@@ -63,9 +69,11 @@ class _Plan:
         if dependant.request_param_name:
             arguments.append((dependant.request_param_name, _REQUEST, None))
         for field in dependant.path_params:
-            if field.field_info.annotation is not str:
-                # Anything but str would need FastAPI's validation (and its 422).
-                self._refuse(dependant, f"types path parameter {field.name!r} other than str")
+            if field.field_info.annotation is not str or field.field_info.metadata:
+                # Anything but a plain str (another type, or constraints such as max_length
+                # or pattern) would need FastAPI's validation (and its 422).
+                self._refuse(dependant, f"types path parameter {field.name!r} other than str, "
+                             "or constrains it")
             arguments.append((field.name, _PATH, field.alias))
         for sub in dependant.dependencies:
             if sub.name is None:  # `dependencies=[...]` of a route: run, value unused
@@ -77,10 +85,14 @@ class _Plan:
     def _slot(self, dependant: Dependant) -> int:
         call = dependant.call
         assert call is not None
-        if call in self._slots:
-            return self._slots[call]
+        # Checked wherever the call is declared, not only where it is first met: a second
+        # `Depends(call, use_cache=False)` would otherwise share the first value.
         if not dependant.use_cache:
             self._refuse(dependant, "asks for use_cache=False")
+        if dependant.concurrency is not None:
+            self._refuse(dependant, "asks for max_concurrency")
+        if call in self._slots:
+            return self._slots[call]
         generator = inspect.isasyncgenfunction(call)
         if generator and dependant.scope != "function":
             # Closed after the response is sent (FastAPI's default scope) would let a unit of
@@ -118,15 +130,26 @@ class LeanRoute(APIRoute):
     OpenAPI document. The endpoint must return a Response (every route here renders its own)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        # Include-level dependencies (`include_router(..., dependencies=...)`) would not be
-        # in this route's dependant: app.py includes every router without any.
-        where = f"{sorted(self.methods or ())} {self.path}"
-        plan = _Plan(self.dependant, where)
-        endpoint = self.dependant.call
+        # Included in a router or an app (FastAPI >= 0.165), a route is built again with the
+        # inclusion's prefix and dependencies (`include_router(..., dependencies=...)`):
+        # plan from that dependant, as APIRoute does, or those dependencies never run.
+        context = _effective_route_context_var.get()
+        route: Any = context if context is not None and context.original_route is self \
+            else self
+        where = f"{sorted(self.methods or ())} {route.path}"
+        plan = _Plan(route.dependant, where)
+        endpoint = route.dependant.call
         assert endpoint is not None
+        if not inspect.iscoroutinefunction(endpoint):
+            raise RouteDeclarationError(f"{where}: the endpoint is not an async function; "
+                                        "LeanRoute awaits it")
+        overrides = getattr(route.dependency_overrides_provider, "dependency_overrides", None)
         steps, arguments = plan.steps, plan.endpoint
 
         async def solve(request: Request, stack: AsyncExitStack | None) -> Response:
+            if overrides:  # FastAPI's dependency_overrides: not resolved by the plan
+                raise RouteDeclarationError(f"{where}: dependency_overrides are set; "
+                                            "LeanRoute does not apply them")
             solved: list[Any] = []
             for call, needs, generator in steps:
                 if generator:
