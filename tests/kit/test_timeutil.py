@@ -32,3 +32,11 @@ def test_any_value_renders_as_the_platform_does() -> None:
     assert stamp(datetime(2026, 1, 2, 3, 4, 5, 678_901)) == "2026-01-02T03:04:05.678Z"  # naive
     offset = datetime(2026, 1, 2, 5, 4, 5, 678_000).astimezone()
     assert stamp(offset) == stamp(offset.astimezone(UTC))
+
+
+def test_the_value_kept_at_import_renders_as_any_other() -> None:
+    import importlib
+
+    from tokenhouse.kit import timeutil
+    importlib.reload(timeutil)  # the module's state at import (the same module dict)
+    assert timeutil.stamp(timeutil._EPOCH) == "1970-01-01T00:00:00.000Z"

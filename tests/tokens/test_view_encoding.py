@@ -1,8 +1,11 @@
 """Token documents are encoded by orjson (tokens/views.encode_json): the bytes must be those
 of the JSON every other answer is written with (kit/paging.encode_json, Starlette's settings)."""
 
+import dataclasses
 import json
+from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,3 +42,17 @@ async def test_an_answer_is_the_json_of_its_own_value(client, factory) -> None: 
     for response in (changed, await client.get(f"{TOKENS}/{tenant.id}", headers=admin.headers)):
         assert response.json()["name"] == name
         assert response.content == paging.encode_json(json.loads(response.content))
+
+
+def test_what_json_refuses_is_refused_here_too() -> None:
+    """A datetime or a dataclass that strays into a document fails loudly, as json fails,
+    instead of being written in orjson's own way."""
+    @dataclasses.dataclass
+    class Stray:
+        at: str
+
+    for value in (datetime(2026, 12, 1, 3, 4, 5, 678_901, tzinfo=UTC), Stray("x")):
+        with pytest.raises(TypeError):
+            paging.encode_json({"expiresAt": value})
+        with pytest.raises(TypeError):
+            views.encode_json({"expiresAt": value})

@@ -9,7 +9,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # share a millisecond under load: reading the clock is then one integer comparison, and
 # rendering it none. One tuple, replaced whole: a thread never sees a value of one
 # millisecond with the rendering of another.
-_now: tuple[int, datetime, str] = (-1, _EPOCH, "")
+_now: tuple[int, datetime, str] = (-1, _EPOCH, "1970-01-01T00:00:00.000Z")
 
 
 def utcnow() -> datetime:

@@ -48,9 +48,14 @@ _FIRST, _LAST = DYNAMIC[0], DYNAMIC[-1]
 # A token's documents hold only strings, integers, booleans, nulls, lists and objects
 # (schemas.render_token, `_claims`): for those orjson writes what kit/paging.encode_json does,
 # byte for byte (tests/tokens/test_view_encoding.py), about ten times faster, and a view is
-# encoded on every first-seen credential, create and change. (A float would differ: 1e16.)
+# encoded on every first-seen credential, create and change. (Floats would differ: 1e-07.)
 def encode_json(value: Any) -> bytes:
-    return orjson.dumps(value)
+    # Datetimes and dataclasses refused (TypeError), as json refuses them: a value that
+    # strays into a document fails loudly instead of being written in orjson's own way.
+    return orjson.dumps(value, option=_REFUSE)
+
+
+_REFUSE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 
