@@ -88,3 +88,23 @@ def test_blank_lines_of_any_whitespace_are_skipped() -> None:
     [chunk] = read_chunks(lines)
     assert chunk.lines == len(lines)
     assert not chunk.problems and len(chunk.tokens) == 1
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ('"name":"fuzz token"', '"name":"first","name":"fuzz token"'),
+    ('"name":"fuzz token"', '"name":"fuzz token","name":"second"'),
+    ('"revision":3', '"revision":3,"revision":2'),
+    ('"status":"Active"', '"status":"Sleeping","status":"Active"'),
+    ('"status":"Active"', '"status":"Active","status":"Sleeping"'),
+    ('"id":"TKN-7000-0001"', '"id":"TKN-7000-0001","id":"ACC-7000-0002"'),
+    ('"at":"2025-01-02T03:04:05.678Z"', '"at":"2025-01-02T03:04:05.678Z","at":"x"'),
+])
+def test_a_repeated_key_reads_as_its_last_value_both_ways(old: str, new: str) -> None:
+    """pydantic's parser, as Python's, keeps the last of repeated keys: the fast reading
+    gives the slow reading's line, and a line it refuses is the slow reading's to name."""
+    line = EXPORTED.replace(old, new, 1)
+    assert line != EXPORTED
+    slow, _, problem = service._read_checked(line)
+    fast = service._read_plain(line)
+    assert fast == slow
+    assert (fast is None) == (problem is not None)
