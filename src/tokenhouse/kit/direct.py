@@ -11,6 +11,7 @@ thread of its own anyway; there the statement goes through SQLAlchemy as usual.
 """
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -26,11 +27,13 @@ class DirectSelect:
     """A SELECT whose rows are read without SQLAlchemy's execution machinery where the
     driver allows it (asyncpg). The rows are those SQLAlchemy would return: the statement
     is refused at its first run if a column's type may need SQLAlchemy to convert its
-    values, and its parameters are converted and sent as SQLAlchemy sends them."""
+    values, and its parameters are converted and sent as SQLAlchemy sends them. The values
+    a run is given are those of the statement's required parameters (a bindparam without a
+    value); the others are the statement's own."""
 
     def __init__(self, statement: Select[Any]):
         self._statement = statement
-        self._compiled: SQLCompiler | None = None
+        self._prepared: _Prepared | None = None
 
     async def rows(self, bind: AsyncEngine | AsyncConnection, parameters: dict[str, Any]
                    ) -> Sequence[Sequence[Any]]:
@@ -62,10 +65,10 @@ class DirectSelect:
 
     async def _fetch(self, dialect: Dialect, driver: Any, parameters: dict[str, Any],
                      invalidate: Callable[[], None]) -> Sequence[Sequence[Any]]:
-        compiled = self._compiled or self._compile(dialect)
-        string, arguments = _arguments(compiled, parameters)
+        prepared = self._prepared or self._prepare(dialect)
+        arguments = prepared.arguments(parameters)
         try:
-            rows: Sequence[Sequence[Any]] = await driver.fetch(string, *arguments)
+            rows: Sequence[Sequence[Any]] = await driver.fetch(prepared.string, *arguments)
         except BaseException as error:
             # Which connection failed is judged as SQLAlchemy judges the statements it runs
             # itself (closed after the error: the link is gone), and also by the driver's
@@ -83,33 +86,73 @@ class DirectSelect:
             raise
         return rows
 
-    def _compile(self, dialect: Dialect) -> SQLCompiler:
+    def _prepare(self, dialect: Dialect) -> "_Prepared":
         for column in self._statement.selected_columns:
             if not _as_the_driver_gives(column.type, dialect):
                 raise TypeError(f"{column} may need SQLAlchemy's result processing")
         compiled = self._statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
-        self._compiled = compiled
-        return compiled
+        self._prepared = _Prepared.of(compiled)
+        return self._prepared
 
 
-def _arguments(compiled: SQLCompiler, parameters: dict[str, Any]) -> tuple[str, list[Any]]:
-    """The statement's text and its positional values, as SQLAlchemy's execution makes them
-    (engine/default.py, DefaultExecutionContext._init_compiled): the values given and those
-    the statement holds itself (a literal, a limit), a required one missing refused, each
-    passed through its type's bind processor, and IN lists expanded for their values."""
-    constructed = compiled.construct_params(parameters, escape_names=False)
-    string = compiled.string
-    names: Sequence[str] = compiled.positiontup or []
-    values: Mapping[str, Any] = constructed
-    processors: Mapping[str, Any] = compiled._bind_processors
-    if compiled.post_compile_params or compiled.literal_execute_params:
-        expanded = compiled._process_parameters_for_postcompile(constructed)
-        string, names = expanded.statement, expanded.positiontup or []
-        values = expanded.parameters
-        processors = {**processors, **expanded.processors}
-    return string, [processors[name](values[name]) if name in processors else values[name]
-                    for name in names]
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A compiled statement reduced to what each run needs (the compiler itself is not
+    kept: a list's first-page statement, kept for each query, held ~25 KB with it and ~10
+    without, most of it what compiling left on the statement): its text, and for each
+    positional parameter either the name of a required one, whose value each run gives, or
+    the value the statement holds (a literal, a limit), already converted. Made as
+    SQLAlchemy's execution makes them (engine/default.py, DefaultExecutionContext.
+    _init_compiled): each value through its type's bind processor, and IN lists of the
+    statement's own values expanded."""
+
+    string: str
+    # (the name of a required parameter or None, the value, the bind processor of a
+    # required parameter's type or None)
+    slots: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...]
+
+    @classmethod
+    def of(cls, compiled: SQLCompiler) -> "_Prepared":
+        required = {name: bind.key for bind, name in compiled.bind_names.items()
+                    if bind.required}
+        for bind in compiled.bind_names:
+            if bind.callable is not None or (bind.required and (
+                    bind.expanding or bind.literal_execute)):
+                raise TypeError(f"{bind.key}: a parameter only known at each run")
+        # Required values are given at each run: here, placeholders the processors never see.
+        values: Mapping[str, Any] = compiled.construct_params(
+            dict.fromkeys(required.values()), escape_names=False)
+        string = compiled.string
+        names: Sequence[str] = compiled.positiontup or []
+        processors: Mapping[str, Any] = compiled._bind_processors
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            expanded = compiled._process_parameters_for_postcompile(dict(values))
+            string, names = expanded.statement, expanded.positiontup or []
+            values = expanded.parameters
+            processors = {**processors, **expanded.processors}
+        slots: list[tuple[str | None, Any, Callable[[Any], Any] | None]] = []
+        for name in names:
+            process = processors.get(name)
+            if name in required:
+                slots.append((required[name], None, process))
+            else:
+                slots.append((None, values[name] if process is None
+                              else process(values[name]), None))
+        return cls(string, tuple(slots))
+
+    def arguments(self, parameters: dict[str, Any]) -> list[Any]:
+        """The positional values of a run given `parameters` (by name); a required one
+        missing is refused, as SQLAlchemy refuses it."""
+        arguments = []
+        for name, value, process in self.slots:
+            if name is not None:
+                if name not in parameters:
+                    raise exc.InvalidRequestError(
+                        f"A value is required for bind parameter {name!r}")
+                value = parameters[name] if process is None else process(parameters[name])
+            arguments.append(value)
+        return arguments
 
 
 def _as_the_driver_gives(type_: TypeEngine[Any], dialect: Dialect) -> bool:
