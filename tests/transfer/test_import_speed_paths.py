@@ -108,3 +108,16 @@ def test_a_repeated_key_reads_as_its_last_value_both_ways(old: str, new: str) ->
     fast = service._read_plain(line)
     assert fast == slow
     assert (fast is None) == (problem is not None)
+
+
+@pytest.mark.parametrize(("changes", "where"), [({"account": "ACC-7000-0001"}, "account"),
+                                                ({"modules": ["MOD-1732"]}, "modules.0"),
+                                                ({"account": None}, "account")])
+def test_a_reference_that_is_no_object_is_named_by_its_property(changes: dict[str, object],
+                                                                 where: str) -> None:
+    """A token's account and modules are read as dicts (no model of their own): the
+    message names the property and what it should be, nothing internal."""
+    line = json.dumps({**TOKEN, **changes}, separators=(",", ":"))
+    assert service._read_plain(line) is None
+    assert problems_of(line) == problems_of(spaced(line)) == [
+        (1, f"TKN-7000-0001: {where}: Input should be a valid dictionary")]

@@ -8,7 +8,7 @@ line by line before anything is written, never by a database error half-way."""
 
 from datetime import datetime
 from ipaddress import IPv6Address, ip_address
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 from uuid import UUID
 
 from pydantic import (
@@ -21,6 +21,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
     model_validator,
+    with_config,
 )
 
 from tokenhouse.kit.addresses import canonical_allowlist
@@ -179,14 +180,17 @@ class ModuleLine(Line):
         return self
 
 
-class AccountRef(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    id: str = Field(pattern=ACCOUNT_ID)
+# A token's account and modules, of which an import reads the id alone (the rest, as export
+# writes it, is ignored): dicts rather than models, which cost about an eighth of a token
+# line's validation to make.
+@with_config(ConfigDict(extra="ignore"))
+class AccountRef(TypedDict):
+    id: Annotated[str, Field(pattern=ACCOUNT_ID)]
 
 
-class ModuleRef(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    id: str = Field(pattern=MODULE_ID)
+@with_config(ConfigDict(extra="ignore"))
+class ModuleRef(TypedDict):
+    id: Annotated[str, Field(pattern=MODULE_ID)]
 
 
 class AccessIn(BaseModel):

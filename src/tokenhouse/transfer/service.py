@@ -165,7 +165,7 @@ def _read_line(text: str, number: int, chunk: Chunk, now: Any) -> str | None:
         previous = line.previousSecret if line.previousSecretHash else None
         limit = line.rateLimit
         chunk.previous_hashes += previous is not None
-        chunk.tokens.append((number, line.id, line.account.id, line.name, line.description,
+        chunk.tokens.append((number, line.id, line.account["id"], line.name, line.description,
                              line.icon, status, line.secretHash, line.lastAccessAt,
                              line.revision, *_audit_row(line.audit, now), line.expiresAt,
                              to_stored(line.ipAllowlist) if line.ipAllowlist else None,
@@ -178,8 +178,9 @@ def _read_line(text: str, number: int, chunk: Chunk, now: Any) -> str | None:
                              limit.windowSeconds if limit else None, line.statusReason))
         listed: set[str] = set()
         for position, module in enumerate(line.modules):
-            chunk.links.append((number, position, line.id, module.id, module.id in listed))
-            listed.add(module.id)
+            module_id = module["id"]
+            chunk.links.append((number, position, line.id, module_id, module_id in listed))
+            listed.add(module_id)
     elif isinstance(line, AccountLine):
         chunk.accounts.append(_account_row(number, line, now))
         chunk.groups.extend(
