@@ -44,7 +44,7 @@ from bench.scenarios import (
     Scenario,
     ServerSetup,
 )
-from bench.transfer import export_data, import_data
+from bench.transfer import export_data, import_data, reimport_export
 from bench.webhooks import (
     EVENT,
     PRODUCERS,
@@ -174,10 +174,24 @@ class Benchmark:
         self.report["database_info"] = {"version": self.database.version(),
                                         "size_bytes": self.database.size()}
 
-        transfer["export"] = export_data(data, env=self.env, cwd=self.workdir)
-        self.timings["export"] = transfer["export"]["seconds"]
-        log(f"exported in {transfer['export']['seconds']}s, peak RSS "
-            f"{transfer['export']['peak_rss_mb']:.0f} MB")
+        exported = self.workdir / "export.jsonl"
+        try:
+            transfer["export"] = export_data(data, exported, env=self.env, cwd=self.workdir)
+            self.timings["export"] = transfer["export"]["seconds"]
+            log(f"exported in {transfer['export']['seconds']}s, peak RSS "
+                f"{transfer['export']['peak_rss_mb']:.0f} MB")
+            second = Database(args.database, self.workdir / "reimport", args.pg_dsn)
+            second.path.parent.mkdir()
+            transfer["reimport"] = reimport_export(
+                exported, second, tokens=self.database.token_count(), env=self.env,
+                cwd=self.workdir)
+            self.timings["reimport"] = transfer["reimport"]["seconds"]
+            log(f"re-imported the export ({transfer['reimport']['bytes'] / MB:,.0f} MB) into "
+                f"a fresh database in {transfer['reimport']['seconds']}s, peak RSS "
+                f"{transfer['reimport']['peak_rss_mb']:.0f} MB")
+        finally:
+            exported.unlink(missing_ok=True)  # up to 2 GB at 1,000,000 tokens
+            shutil.rmtree(self.workdir / "reimport", ignore_errors=True)  # SQLite's copy
 
         bootstrap = run_cli(["bootstrap", "--json"], env=self.env, cwd=self.workdir,
                             timeout=120)

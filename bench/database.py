@@ -64,6 +64,12 @@ class Database:
         self._pg("VACUUM api_tokens", database=self.name)
         self._pg("CHECKPOINT", database=self.name)
 
+    def token_count(self) -> int:
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.path) as connection:
+                return int(connection.execute("SELECT count(*) FROM api_tokens").fetchone()[0])
+        return int(self._pg("SELECT count(*) FROM api_tokens", database=self.name, fetch=True))
+
     def version(self) -> str:
         if self.kind == "sqlite":
             return f"SQLite {sqlite3.sqlite_version}"

@@ -110,7 +110,7 @@ def test_smoke_run_measures_every_scenario(backend: str, wrk: str, tmp_path: Pat
     assert backlog["drained"] + backlog["delivered_while_held"] == 20, backlog
 
     transfer = report["transfer"]
-    for step in ("import", "export"):
+    for step in ("import", "export", "reimport"):
         assert transfer[step]["seconds"] > 0 and transfer[step]["peak_rss_mb"] > 0, transfer
     assert transfer["export"]["lines"] >= data["accounts"] + data["tokens"]
 
@@ -118,7 +118,8 @@ def test_smoke_run_measures_every_scenario(backend: str, wrk: str, tmp_path: Pat
         "read: p99", "introspect: throughput vs baseline", "introspect: p99", "list: p99",
         "create: throughput", "peak RSS per worker",
         "read-cold: throughput vs baseline", "read-cold: p99", "read-mix: first window vs warm",
-        "import: time", "import: peak RSS", "export: time", "export: peak RSS"}
+        "import: time", "import: peak RSS", "export: time", "export: peak RSS",
+        "reimport: time", "reimport: peak RSS"}
     # The table is printed too.
     assert "healthz" in result.stdout and "targets at 16 connections" in result.stdout
     assert "read-mix 0-1s" in result.stdout and "transfer: import" in result.stdout
