@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import Enum, Numeric, cast, exc, literal, select
+from sqlalchemy import Enum, Numeric, cast, event, exc, func, literal, select, text
 from sqlalchemy.util import greenlet_spawn
 
 from tests.conftest import TEST_KEY
@@ -132,3 +132,46 @@ async def test_a_column_that_needs_converting_is_refused(pg_app: tuple[FastAPI, 
     query = DirectSelect(select(cast(literal("a"), type_)))
     with pytest.raises(TypeError, match="result processing"):
         await query.rows(app.state.runtime.engine, {})
+
+
+NOW = DirectSelect(select(func.now().label("now")))
+
+
+async def test_on_a_unit_of_works_connection_a_read_is_inside_its_transaction(
+        pg_app: tuple[FastAPI, str]) -> None:
+    """SQLAlchemy's adapter begins a transaction at its first statement: a read sent by the
+    driver first would run outside it (review 2). now() is the transaction's start, the same
+    in every statement of one transaction."""
+    app, _ = pg_app
+    async with app.state.runtime.sessions() as session:  # a unit of work that may write
+        connection = await session.connection()
+        direct = (await NOW.rows(connection, {}))[0][0]
+        await asyncio.sleep(0.05)
+        later = (await session.execute(text("SELECT now()"))).scalar_one()
+        await session.rollback()
+    assert direct == later
+
+
+async def test_in_autocommit_the_driver_sends_it(pg_app: tuple[FastAPI, str]) -> None:
+    """kit/db.reading's read-only units of work: each statement its own, sent by asyncpg
+    (SQLAlchemy sees no statement); in a transaction, SQLAlchemy runs it."""
+    app, _ = pg_app
+    engine = app.state.runtime.engine
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if statement.startswith("SELECT now()"):  # not the app's background jobs
+            seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with app.state.runtime.sessions() as session:
+            connection = await session.connection(
+                execution_options={"isolation_level": "AUTOCOMMIT"})
+            assert (await NOW.rows(connection, {}))[0][0] is not None
+        assert seen == []
+        async with app.state.runtime.sessions() as session:
+            assert (await NOW.rows(await session.connection(), {}))[0][0] is not None
+        assert len(seen) == 1
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)

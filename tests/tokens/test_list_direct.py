@@ -155,7 +155,11 @@ async def test_a_tenants_statement_never_runs_without_its_account(
     for statement in (statements.direct_count, statements.direct_rows):
         with pytest.raises(exc.InvalidRequestError, match="scope_account_id"):
             await statement.rows(engine, {NOW: MOMENT})
-        async with engine.connect() as connection:
+        async with engine.connect() as connection:  # in a transaction: SQLAlchemy runs it
+            with pytest.raises(exc.StatementError, match="scope_account_id"):
+                await statement.rows(connection, {NOW: MOMENT})
+        async with engine.connect() as connection:  # in autocommit: the driver
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
             with pytest.raises(exc.InvalidRequestError, match="scope_account_id"):
                 await statement.rows(connection, {NOW: MOMENT})
 

@@ -39,14 +39,19 @@ class DirectSelect:
                    ) -> Sequence[Sequence[Any]]:
         """The rows, read on a connection of `bind`'s pool of its own (outside any
         transaction: the driver begins one only for a write), or on `bind`, a connection
-        already held (a unit of work's: what it wrote is seen)."""
+        already held (a unit of work's). On a held connection the driver sends the statement
+        itself only in autocommit (kit/db.reading), where each statement is on its own
+        anyway; in a transaction SQLAlchemy runs it: its adapter begins the transaction
+        lazily, at its first statement, so one sent past it could run outside the unit of
+        work it belongs to (its own snapshot, no lock kept)."""
         found: Sequence[Sequence[Any]]
         if isinstance(bind, AsyncConnection):
-            if bind.dialect.driver != "asyncpg":
-                found = (await bind.execute(self._statement, parameters)).all()
-                return found
             held = bind.sync_connection
             assert held is not None  # an AsyncConnection is started
+            if bind.dialect.driver != "asyncpg" or \
+                    held.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+                found = (await bind.execute(self._statement, parameters)).all()
+                return found
             # The pooled connection of a live Connection: an attribute, no round trip.
             return await self._fetch(bind.dialect, held.connection.driver_connection,
                                      parameters, held.invalidate)
