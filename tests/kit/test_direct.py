@@ -4,7 +4,7 @@ an outage is a 503 as for every other statement."""
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import asyncpg
@@ -37,12 +37,35 @@ async def waiting_on_lock(database: str) -> None:
         await admin.close()
 
 
-async def locked(database: str) -> AsyncIterator[asyncpg.Connection]:
+@contextlib.asynccontextmanager
+async def held_at_lock(database: str, request: Coroutine[Any, Any, Any]
+                       ) -> AsyncIterator[asyncio.Task[Any]]:
+    """`request` run while api_tokens is locked, given once it waits on the lock; the lock
+    is released at the end."""
     locker = await asyncpg.connect(f"{SERVER_DSN}/{database}")
     transaction = locker.transaction()
     await transaction.start()
-    await locker.execute("LOCK TABLE api_tokens IN ACCESS EXCLUSIVE MODE")
-    return locker, transaction  # type: ignore[return-value]
+    try:
+        await locker.execute("LOCK TABLE api_tokens IN ACCESS EXCLUSIVE MODE")
+        task = asyncio.create_task(request)
+        await waiting_on_lock(database)
+        yield task
+    finally:
+        await transaction.rollback()
+        await locker.close()
+
+
+async def cancelled(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def killed(database: str, task: asyncio.Task[Any]) -> None:
+    """The backend of the statement waiting on the lock terminated: the request is a 503."""
+    while not await terminate(database, where="wait_event_type = 'Lock'"):
+        await asyncio.sleep(0.01)
+    unavailable(await task)
 
 
 async def test_a_backend_killed_during_a_cold_read_is_a_503_and_the_pool_heals(
@@ -52,17 +75,9 @@ async def test_a_backend_killed_during_a_cold_read_is_a_503_and_the_pool_heals(
     async with client_of(app) as client:
         token = await Factory(app, client).tenant()
         url = f"{TOKENS}/{token.id}"
-        locker, transaction = await locked(database)
-        try:
-            runtime.credentials.clear()
-            request = asyncio.create_task(client.get(url, headers=token.headers))
-            await waiting_on_lock(database)
-            while not await terminate(database, where="wait_event_type = 'Lock'"):
-                await asyncio.sleep(0.01)
-            unavailable(await request)
-        finally:
-            await transaction.rollback()
-            await locker.close()
+        runtime.credentials.clear()
+        async with held_at_lock(database, client.get(url, headers=token.headers)) as request:
+            await killed(database, request)
         for _ in range(5):  # no broken connection was handed back to the pool
             runtime.credentials.clear()
             assert (await client.get(url, headers=token.headers)).status_code == 200
@@ -78,18 +93,10 @@ async def test_a_cold_read_cancelled_half_way_leaves_no_connection_behind(
     async with client_of(app) as client:
         factory = Factory(app, client)
         first, second = await factory.tenant(), await factory.tenant()
-        locker, transaction = await locked(database)
-        try:
-            runtime.credentials.clear()
-            request = asyncio.create_task(client.get(f"{TOKENS}/{first.id}",
-                                                     headers=first.headers))
-            await waiting_on_lock(database)
-            request.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await request
-        finally:
-            await transaction.rollback()
-            await locker.close()
+        runtime.credentials.clear()
+        async with held_at_lock(database, client.get(f"{TOKENS}/{first.id}",
+                                                     headers=first.headers)) as request:
+            await cancelled(request)
         for _ in range(10):
             runtime.credentials.clear()
             response = await client.get(f"{TOKENS}/{second.id}", headers=second.headers)

@@ -3,7 +3,6 @@ kit/direct.py) on PostgreSQL: the answers are byte for byte those of the same st
 through SQLAlchemy, a tenant sees only its own account's tokens, and a page cancelled or
 killed half-way leaves no connection behind."""
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +14,8 @@ from sqlalchemy import exc
 
 from tests.factories import ALL_OF_TYPE, Factory, Issued
 from tests.helpers import TOKENS, database_use
-from tests.kit.test_direct import locked, waiting_on_lock
-from tests.test_faults import client_of, pg_app, terminate, unavailable
+from tests.kit.test_direct import cancelled, held_at_lock, killed
+from tests.test_faults import client_of, pg_app
 from tests.tokens.test_query_plans import crowded, explain
 from tokenhouse.auth.actor import Actor
 from tokenhouse.kit import repository as kit_repository
@@ -196,16 +195,8 @@ async def test_a_page_cancelled_half_way_leaves_no_connection_behind(
         factory = Factory(app, client)
         first, second = await factory.tenant(), await factory.tenant()
         assert await list_ids(client, first) == [first.id]  # its credential is kept
-        locker, transaction = await locked(database)
-        try:
-            request = asyncio.create_task(client.get(TOKENS, headers=first.headers))
-            await waiting_on_lock(database)
-            request.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await request
-        finally:
-            await transaction.rollback()
-            await locker.close()
+        async with held_at_lock(database, client.get(TOKENS, headers=first.headers)) as request:
+            await cancelled(request)
         for _ in range(10):
             assert await list_ids(client, second) == [second.id]
 
@@ -216,15 +207,7 @@ async def test_a_backend_killed_during_a_page_is_a_503_and_the_pool_heals(
     async with client_of(app) as client:
         tenant = await Factory(app, client).tenant()
         assert await list_ids(client, tenant) == [tenant.id]
-        locker, transaction = await locked(database)
-        try:
-            request = asyncio.create_task(client.get(TOKENS, headers=tenant.headers))
-            await waiting_on_lock(database)
-            while not await terminate(database, where="wait_event_type = 'Lock'"):
-                await asyncio.sleep(0.01)
-            unavailable(await request)
-        finally:
-            await transaction.rollback()
-            await locker.close()
+        async with held_at_lock(database, client.get(TOKENS, headers=tenant.headers)) as request:
+            await killed(database, request)
         for _ in range(10):
             assert await list_ids(client, tenant) == [tenant.id]
