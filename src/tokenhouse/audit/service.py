@@ -37,8 +37,8 @@ def record(session: AsyncSession, *, actor: Actor, event: Event, subject: Subjec
     """Add the record of a change (`event`, about `subject`, made by `actor`) to the
     session's unit of work: it commits with the change, or neither does. `documents`: the
     object as it is after the change (and `changes`, for an update), by name."""
-    return _add(session, entry(actor=actor, event=event, subject=subject,
-                               documents=documents, private=private))
+    return add(session, entry(actor=actor, event=event, subject=subject,
+                              documents=documents, private=private))
 
 
 def entry(*, actor: Actor, event: Event, subject: Subject, documents: dict[str, Any],
@@ -58,7 +58,9 @@ async def write(session: AsyncSession, row: dict[str, Any]) -> None:
     await repository.insert_record(session, {**row, "timestamp": utcnow()})
 
 
-def _add(session: AsyncSession, row: dict[str, Any]) -> AuditRecord:
+def add(session: AsyncSession, row: dict[str, Any]) -> AuditRecord:
+    """Add the record `row` (from `entry`) to the session's unit of work, as `record` does:
+    it is flushed with the change."""
     added = AuditRecord(timestamp=utcnow(), **row)
     session.add(added)
     return added
@@ -149,9 +151,9 @@ async def create_record(*, session: AsyncSession, actor: Actor,
     documents: dict[str, Any] = dict(data.documents or {})
     if data.payload is not None:
         documents["payload"] = data.payload
-    return _add(session, _row(actor=actor, key=key, summary=data.summary,
-                              details=data.details or "", subject=subject,
-                              documents=documents, kind=RecordType.PUBLIC))
+    return add(session, _row(actor=actor, key=key, summary=data.summary,
+                             details=data.details or "", subject=subject,
+                             documents=documents, kind=RecordType.PUBLIC))
 
 
 # Event keys an account may add to the catalog: each is a row every reader of the catalog

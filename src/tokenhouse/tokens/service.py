@@ -439,14 +439,13 @@ async def _move(session: AsyncSession, actor: Actor, token: ApiToken, source: To
 def _record(session: AsyncSession, actor: Actor, event: events.Event, token: ApiToken,
             document: dict[str, Any] | None = None, **more: Any) -> None:
     """The change's record in the audit trail, in the change's unit of work."""
-    audit.record(session, actor=actor, event=event, subject=token_subject(token),
-                 documents={"apiToken": document or token_document(token, utcnow()),
-                            **more})
+    audit.add(session, _entry(actor, event, token, document, **more))
 
 
 def _entry(actor: Actor, event: events.Event, token: ApiToken,
            document: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
-    """The change's record, as `_record` adds it, for `audit.write` (create and update)."""
+    """The change's record, for `audit.add` (`_record`) or `audit.write` (create and
+    update)."""
     return audit.entry(actor=actor, event=event, subject=token_subject(token),
                        documents={"apiToken": document or token_document(token, utcnow()),
                                   **more})

@@ -58,7 +58,6 @@ def encode_json(value: Any) -> bytes:
 _REFUSE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-
 @dataclass(frozen=True, slots=True)
 class Accessed:
     """What the token's row holds about its use: written by the batched access recorder,
