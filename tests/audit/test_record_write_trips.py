@@ -43,7 +43,7 @@ async def test_a_create_makes_one_trip_a_statement_while_it_holds_the_writer(
     assert made.status_code == 201, made.text
     # The token's insert (which took the writer), its links, its record, the commit: four,
     # where the adapter's own cursor made ten (a cursor opened, executed, fetched, closed).
-    assert trips == ["_run", "_run", "_run", "commit"]
+    assert trips == ["_run", "_run", "_run", "commit"], trips
 
     # Rows, counts and errors come back as through the adapter's own cursor.
     trips.clear()
